@@ -1,0 +1,61 @@
+# agentcache — PGXS build of the extension (C++17) and its PostgreSQL-side tests.
+# The pure C++ core is also built stand-alone by CMakeLists.txt (GoogleTest).
+
+EXTENSION   = agentcache
+MODULE_big  = agentcache
+EXTVERSION  = 0.1.0
+DATA        = sql/agentcache--$(EXTVERSION).sql
+
+CORE_OBJS   = src/core/arena.o src/core/session_cache.o
+GLUE_OBJS   = src/pg/module.o src/pg/boundary.o src/pg/shmem.o src/pg/memory.o src/pg/stats.o
+OBJS        = $(CORE_OBJS) $(GLUE_OBJS)
+
+PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src
+PG_CXXFLAGS = -std=c++17 -fexceptions -Wall -Wextra -Wno-register
+SHLIB_LINK  = -lstdc++ -lfmt
+
+# Debian's PGXS would also compile every .cpp to LLVM bitcode with clang's
+# default C++ dialect; JIT inlining of C++ is useless, so turn it off. Must
+# come before the include (pgxs.mk tests it while parsing).
+override with_llvm = no
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# The core must build without PostgreSQL on the include path.
+$(CORE_OBJS): CPPFLAGS := -I$(srcdir)/include
+
+# ---------------------------------------------------------------------------
+# Tests. PGXS "make check" is unsupported, so each suite runs in its own
+# throwaway instance (pg_regress --temp-instance). Run as a non-root user
+# after "make install" (scripts/test.sh does both).
+REGRESS_SUITES = setup boundary memory memory_errors memory_trim memory_dml security stats
+ISOLATION_SUITES = commit_visibility rollback_invisible concurrent_seq
+PG_REGRESS_BIN   = $(top_builddir)/src/test/regress/pg_regress
+PG_ISOLATION_BIN = $(top_builddir)/src/test/isolation/pg_isolation_regress
+TEST_PORT ?= 55432
+
+check-regress:
+	$(PG_REGRESS_BIN) --inputdir=. --bindir='$(bindir)' --temp-instance=./tmp_check \
+	  --temp-config=test/preload.conf --port=$(TEST_PORT) --dbname=contrib_regression $(REGRESS_SUITES)
+
+check-nopreload:
+	$(PG_REGRESS_BIN) --inputdir=test/nopreload --outputdir=test/nopreload --bindir='$(bindir)' \
+	  --temp-instance=./tmp_check_np --temp-config=test/nopreload.conf --port=$(TEST_PORT) \
+	  --dbname=contrib_regression nopreload
+
+check-isolation:
+	$(PG_ISOLATION_BIN) --inputdir=test/isolation --outputdir=output_iso --bindir='$(bindir)' \
+	  --temp-instance=./tmp_check_iso --temp-config=test/preload.conf --port=$(TEST_PORT) \
+	  --dbname=isolation_regression $(ISOLATION_SUITES)
+
+check-tap:
+	rm -rf tmp_check_tap && mkdir -p tmp_check_tap && \
+	TESTDIR='$(CURDIR)/tmp_check_tap' PATH="$(bindir):$$PATH" PGPORT=$(TEST_PORT) \
+	PG_REGRESS='$(PG_REGRESS_BIN)' \
+	prove -I $(top_builddir)/src/test/perl -I test/t test/t/*.pl
+
+check-all: check-regress check-nopreload check-isolation check-tap
+
+.PHONY: check-regress check-nopreload check-isolation check-tap check-all

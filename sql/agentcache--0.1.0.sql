@@ -1,0 +1,127 @@
+-- agentcache 0.1.0: conversation memory tier, observability, security.
+\echo Use "CREATE EXTENSION agentcache" to load this file. \quit
+
+-- Every function below is written in C and schema-qualifies every object it
+-- uses (tables, functions, operators), so nothing resolves through the
+-- caller's search_path; SQL-language helpers pin search_path.
+
+-- ---------------------------------------------------------------- storage
+
+CREATE TABLE agentcache.turns (
+    session_id  text        NOT NULL,
+    seq         bigint      NOT NULL,
+    role        text        NOT NULL
+        CONSTRAINT turns_role_check CHECK (role OPERATOR(pg_catalog.=) ANY (ARRAY['user', 'assistant', 'system', 'tool']::pg_catalog.text[])),
+    content     text        NOT NULL,
+    meta        jsonb,
+    created_at  timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (session_id, seq)
+);
+COMMENT ON TABLE agentcache.turns IS 'durable conversation history; the shared-memory cache holds each session''s newest turns';
+-- durable history belongs in dumps
+SELECT pg_catalog.pg_extension_config_dump('agentcache.turns', '');
+
+-- ---------------------------------------------------------------- conversation memory
+
+CREATE FUNCTION agentcache.add_turn(session_id text, role text, content text, meta jsonb DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'agentcache_add_turn'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.get_context(session_id text, max_turns integer DEFAULT NULL, max_chars integer DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'agentcache_get_context'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.get_turns(session_id text, max_turns integer DEFAULT NULL)
+RETURNS TABLE(seq bigint, role text, content text, meta jsonb, created_at timestamptz)
+AS 'MODULE_PATHNAME', 'agentcache_get_turns'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE ROWS 30;
+
+CREATE FUNCTION agentcache.warm_session(session_id text)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'agentcache_warm_session'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.end_session(session_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'agentcache_end_session'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.forget_session(session_id text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'agentcache_forget_session'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+-- Direct DML on agentcache.turns invalidates the cached copies at commit.
+CREATE FUNCTION agentcache._turns_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'agentcache_turns_changed'
+LANGUAGE C;
+
+CREATE TRIGGER turns_changed AFTER INSERT OR UPDATE OR DELETE ON agentcache.turns
+    FOR EACH ROW EXECUTE FUNCTION agentcache._turns_changed();
+CREATE TRIGGER turns_truncated AFTER TRUNCATE ON agentcache.turns
+    FOR EACH STATEMENT EXECUTE FUNCTION agentcache._turns_changed();
+
+-- ---------------------------------------------------------------- observability
+
+CREATE FUNCTION agentcache.stats()
+RETURNS TABLE(tier text, name text, entries bigint, bytes bigint, hits bigint, misses bigint,
+              stale_hits bigint, evictions bigint, expirations bigint, invalidations bigint)
+AS 'MODULE_PATHNAME', 'agentcache_stats'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+CREATE VIEW agentcache.stats AS SELECT * FROM agentcache.stats();
+
+CREATE FUNCTION agentcache.health()
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'agentcache_health'
+LANGUAGE C VOLATILE PARALLEL SAFE;
+
+CREATE FUNCTION agentcache.reset_stats()
+RETURNS void
+AS 'MODULE_PATHNAME', 'agentcache_reset_stats'
+LANGUAGE C VOLATILE;
+
+-- ---------------------------------------------------------------- internals
+
+-- Proves the C++/PostgreSQL error boundary in both directions (regression tests).
+CREATE FUNCTION agentcache._boundary_selftest(kind text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'agentcache_boundary_selftest'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT;
+
+CREATE FUNCTION agentcache._reset_memory()
+RETURNS void
+AS 'MODULE_PATHNAME', 'agentcache_reset_memory'
+LANGUAGE C VOLATILE;
+
+-- A re-created extension starts from empty shared memory.
+SELECT agentcache._reset_memory();
+
+-- ---------------------------------------------------------------- privileges
+
+CREATE FUNCTION agentcache.grant_app(role regrole)
+RETURNS void
+LANGUAGE plpgsql VOLATILE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA agentcache TO %s', role);
+    EXECUTE format('GRANT SELECT, INSERT, DELETE ON agentcache.turns TO %s', role);
+    EXECUTE format('GRANT SELECT ON agentcache.stats TO %s', role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION agentcache.add_turn(text, text, text, jsonb),'
+                   ' agentcache.get_context(text, integer, integer),'
+                   ' agentcache.get_turns(text, integer),'
+                   ' agentcache.warm_session(text),'
+                   ' agentcache.end_session(text),'
+                   ' agentcache.forget_session(text),'
+                   ' agentcache.stats(), agentcache.health() TO %s', role);
+END
+$$;
+
+REVOKE ALL ON FUNCTION agentcache.reset_stats() FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentcache.grant_app(regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentcache._boundary_selftest(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentcache._reset_memory() FROM PUBLIC;

@@ -1,0 +1,38 @@
+// Module entry: the magic block, _PG_init, GUCs and hook installation.
+#include "pg/boundary.hpp"
+#include "pg/guc.hpp"
+#include "pg/memory.hpp"
+#include "pg/shmem.hpp"
+
+extern "C" {
+PG_MODULE_MAGIC;
+PGDLLEXPORT void _PG_init(void);
+}
+
+namespace agentcache::guc {
+int session_memory_kb = 64 * 1024;
+int session_turns = 30;
+int context_turns = 30;
+int max_turn_bytes = 1024 * 1024;
+}  // namespace agentcache::guc
+
+void _PG_init(void) {
+  using namespace agentcache;
+  DefineCustomIntVariable("agentcache.session_memory",
+                          "Shared memory for the conversation-memory cache.", nullptr,
+                          &guc::session_memory_kb, 64 * 1024, 1024, 16 * 1024 * 1024, PGC_POSTMASTER,
+                          GUC_UNIT_KB, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.session_turns",
+                          "Turns kept in shared memory per session.", nullptr, &guc::session_turns, 30, 1,
+                          1000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.context_turns",
+                          "Turns get_context() and get_turns() return when max_turns is NULL.", nullptr,
+                          &guc::context_turns, 30, 1, 100000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.max_turn_bytes", "Largest content add_turn() accepts.", nullptr,
+                          &guc::max_turn_bytes, 1024 * 1024, 1024, 1024 * 1024 * 1024, PGC_USERSET,
+                          GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+  MarkGUCPrefixReserved("agentcache");
+
+  if (process_shared_preload_libraries_in_progress) shmem::install_hooks();
+  memory::register_callbacks();
+}

@@ -1,0 +1,42 @@
+// The one place PostgreSQL headers are included from C++. postgres.h must come
+// first; the headers have no extern "C" guards of their own.
+#pragma once
+// PostgreSQL headers are not ours: keep -Wall -Wextra for our code only.
+#pragma GCC system_header
+
+extern "C" {
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "access/htup_details.h"
+#include "access/xlog.h"
+}
+
+// PG's c.h defines these as macros; they break standard C++ headers.
+#undef printf
+#undef sprintf
+#undef snprintf
+#undef vsnprintf
+#undef fprintf
+#undef vfprintf
