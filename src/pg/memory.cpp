@@ -18,6 +18,7 @@
 #include "pg/guc.hpp"
 #include "pg/memory.hpp"
 #include "pg/shmem.hpp"
+#include "agentcache/core/jsonb_writer.hpp"
 
 #include <cstring>
 #include <string_view>
@@ -457,54 +458,36 @@ LTurns read_turns(std::string_view key, uint32 want) {
 
 // ------------------------------------------------------------------ output
 
-JsonbValue jstr(const char* s, std::size_t len) {
-  JsonbValue v;
-  v.type = jbvString;
-  v.val.string.val = const_cast<char*>(s);
-  v.val.string.len = static_cast<int>(len);
-  return v;
-}
-
-void push_key(JsonbParseState** st, const char* k) {
-  JsonbValue v = jstr(k, std::strlen(k));
-  pushJsonbValue(st, WJB_KEY, &v);
-}
-
+// Encodes turns straight into jsonb's binary format (core/jsonb_writer): no
+// JsonbValue tree, no key sorting, one copy of each string.
 Jsonb* context_json(const LTurn* v, uint32 n) {
-  JsonbParseState* st = nullptr;
-  pushJsonbValue(&st, WJB_BEGIN_ARRAY, nullptr);
+  auto* in = static_cast<core::jsonb::Turn*>(palloc(sizeof(core::jsonb::Turn) * (n ? n : 1)));
+  char* dates = static_cast<char*>(palloc(static_cast<std::size_t>(MAXDATELEN + 1) * (n ? n : 1)));
   for (uint32 i = 0; i < n; ++i) {
     const LTurn& t = v[i];
-    pushJsonbValue(&st, WJB_BEGIN_OBJECT, nullptr);
-    push_key(&st, "seq");
-    JsonbValue num;
-    num.type = jbvNumeric;
-    num.val.numeric = int64_to_numeric(t.seq);
-    pushJsonbValue(&st, WJB_VALUE, &num);
-    push_key(&st, "role");
-    std::string_view role = core::role_name(t.role);
-    JsonbValue rv = jstr(role.data(), role.size());
-    pushJsonbValue(&st, WJB_VALUE, &rv);
-    push_key(&st, "content");
-    JsonbValue cv = jstr(t.content, t.content_len);
-    pushJsonbValue(&st, WJB_VALUE, &cv);
-    push_key(&st, "at");
-    char* buf = static_cast<char*>(palloc(MAXDATELEN + 1));
+    core::jsonb::Turn& o = *new (&in[i]) core::jsonb::Turn();
+    char* buf = dates + static_cast<std::size_t>(MAXDATELEN + 1) * i;
     JsonEncodeDateTime(buf, TimestampTzGetDatum(t.at), TIMESTAMPTZOID, nullptr);
-    JsonbValue av = jstr(buf, std::strlen(buf));
-    pushJsonbValue(&st, WJB_VALUE, &av);
+    o.at = buf;
+    Numeric num = int64_to_numeric(t.seq);
+    o.seq = core::jsonb::Value{core::jsonb::kIsNumeric, reinterpret_cast<const char*>(num),
+                               static_cast<uint32>(VARSIZE_ANY(num))};
     if (t.meta) {
-      push_key(&st, "meta");
-      JsonbValue mv;
-      mv.type = jbvBinary;
-      mv.val.binary.data = &t.meta->root;
-      mv.val.binary.len = static_cast<int>(VARSIZE(t.meta) - VARHDRSZ);
-      pushJsonbValue(&st, WJB_VALUE, &mv);
+      o.has_meta = true;
+      o.meta = core::jsonb::from_root(reinterpret_cast<const char*>(&t.meta->root),
+                                      static_cast<uint32>(VARSIZE(t.meta) - VARHDRSZ));
     }
-    pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
+    o.role = core::role_name(t.role);
+    o.content = std::string_view(t.content, t.content_len);
   }
-  JsonbValue* res = pushJsonbValue(&st, WJB_END_ARRAY, nullptr);
-  return JsonbValueToJsonb(res);
+  std::size_t size = core::jsonb::write_context(nullptr, in, n);
+  if (size == 0 || size > MaxAllocSize)
+    throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "conversation context exceeds the maximum jsonb size",
+                    nullptr, "Ask for fewer turns with max_turns or max_chars.");
+  char* out = static_cast<char*>(palloc(size));
+  core::jsonb::write_context(out, in, n);
+  SET_VARSIZE(out, size);
+  return reinterpret_cast<Jsonb*>(out);
 }
 
 text* content_text(const LTurn& t) { return cstring_to_text_with_len(t.content, static_cast<int>(t.content_len)); }
