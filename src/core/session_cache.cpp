@@ -179,6 +179,9 @@ bool SessionTable::evict_one(Offset protect) noexcept {
 }
 
 SessionTable::Offset SessionTable::allocate(std::size_t n, Offset protect) noexcept {
+  // A block that could not fit in the empty arena must not flush every other
+  // session on its way to failing.
+  if (n + Arena::kHeader > arena_ptr()->capacity()) return Arena::kNull;
   for (;;) {
     Offset off = arena_ptr()->allocate(n);
     if (off != Arena::kNull) return off;
@@ -255,13 +258,7 @@ bool SessionTable::apply_turn(std::uint32_t db, std::uint64_t hash, std::string_
   while (idx > 0 && turn(s, idx - 1).seq > t.seq) --idx;
   if (idx > 0 && turn(s, idx - 1).seq == t.seq) return true;  // already there (loaded after commit)
   if (p->count == cap && idx == 0) return true;                // older than every cached turn
-  Offset r = store_turn(t, s);
-  if (r == Arena::kNull) {
-    unlink_and_free(s);
-    return false;
-  }
-  p = sess(s);
-  if (p->count == cap) {  // make room: the oldest leaves
+  if (p->count == cap) {  // the oldest leaves first, so the new turn may reuse its space
     Offset old = p->ring()[p->start];
     content_bytes_ -= arena_ptr()->as<TurnRecord>(old)->content_len;
     --turns_;
@@ -270,6 +267,12 @@ bool SessionTable::apply_turn(std::uint32_t db, std::uint64_t hash, std::string_
     --p->count;
     --idx;
   }
+  Offset r = store_turn(t, s);
+  if (r == Arena::kNull) {
+    unlink_and_free(s);
+    return false;
+  }
+  p = sess(s);
   for (std::uint32_t j = p->count; j > idx; --j)
     p->ring()[(p->start + j) % cap] = p->ring()[(p->start + j - 1) % cap];
   p->ring()[(p->start + idx) % cap] = r;
