@@ -133,6 +133,7 @@ void SessionTable::free_turns(Offset s) noexcept {
   for (std::uint32_t i = 0; i < p->count; ++i) {
     Offset r = p->ring()[(p->start + i) % ring_capacity_];
     content_bytes_ -= arena_ptr()->as<TurnRecord>(r)->content_len;
+    meta_bytes_ -= arena_ptr()->as<TurnRecord>(r)->meta_len;
     arena_ptr()->free(r);
   }
   turns_ -= p->count;
@@ -206,6 +207,7 @@ SessionTable::Offset SessionTable::store_turn(const TurnData& t, Offset protect)
   if (!t.content.empty()) std::memcpy(const_cast<char*>(rec->content()), t.content.data(), t.content.size());
   if (meta_len) std::memcpy(const_cast<char*>(rec->meta()), t.meta.data(), meta_len);
   content_bytes_ += rec->content_len;
+  meta_bytes_ += rec->meta_len;
   ++turns_;
   return r;
 }
@@ -261,6 +263,7 @@ bool SessionTable::apply_turn(std::uint32_t db, std::uint64_t hash, std::string_
   if (p->count == cap) {  // the oldest leaves first, so the new turn may reuse its space
     Offset old = p->ring()[p->start];
     content_bytes_ -= arena_ptr()->as<TurnRecord>(old)->content_len;
+    meta_bytes_ -= arena_ptr()->as<TurnRecord>(old)->meta_len;
     --turns_;
     arena_ptr()->free(old);
     p->start = static_cast<std::uint16_t>((p->start + 1) % cap);
@@ -326,6 +329,7 @@ void SessionTable::add_stats(SessionStats& st) const noexcept {
   st.turns += turns_;
   st.used_bytes += arena_ptr()->used_bytes();
   st.content_bytes += content_bytes_;
+  st.meta_bytes += meta_bytes_;
   st.capacity += arena_ptr()->capacity();
   st.hits += hits_.load(std::memory_order_relaxed);
   st.misses += misses_.load(std::memory_order_relaxed);
@@ -335,7 +339,7 @@ void SessionTable::add_stats(SessionStats& st) const noexcept {
 
 bool SessionTable::check() const noexcept {
   if (!arena_ptr()->check()) return false;
-  std::uint64_t n = 0, turns = 0, content = 0;
+  std::uint64_t n = 0, turns = 0, content = 0, meta = 0;
   Offset prev = Arena::kNull;
   for (Offset s = lru_head_; s != Arena::kNull; s = sess(s)->lru_next) {
     const Session* p = sess(s);
@@ -345,12 +349,14 @@ bool SessionTable::check() const noexcept {
     for (std::uint32_t i = 0; i < p->count; ++i) {
       if (i > 0 && turn(s, i - 1).seq >= turn(s, i).seq) return false;
       content += turn(s, i).content_len;
+      meta += turn(s, i).meta_len;
     }
     turns += p->count;
     ++n;
     prev = s;
   }
-  return prev == lru_tail_ && n == sessions_ && turns == turns_ && content == content_bytes_;
+  return prev == lru_tail_ && n == sessions_ && turns == turns_ && content == content_bytes_ &&
+         meta == meta_bytes_;
 }
 
 // ---------------------------------------------------------------- cache

@@ -86,6 +86,7 @@ AGENTCACHE_FUNCTION(agentcache_health) {
     kv(&st, "sessions", jint(static_cast<int64>(s.sessions)));
     kv(&st, "turns", jint(static_cast<int64>(s.turns)));
     kv(&st, "content_bytes", jint(static_cast<int64>(s.content_bytes)));
+    kv(&st, "meta_bytes", jint(static_cast<int64>(s.meta_bytes)));
     pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
     // The background worker and lookup maps arrive with a later tier; until
     // then health() reports them as absent rather than omitting the keys.

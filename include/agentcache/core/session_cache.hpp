@@ -53,6 +53,7 @@ struct SessionStats {
   std::uint64_t turns = 0;
   std::uint64_t used_bytes = 0;    // arena bytes in live blocks
   std::uint64_t content_bytes = 0; // sum of content_len of cached turns
+  std::uint64_t meta_bytes = 0;    // sum of meta_len of cached turns
   std::uint64_t capacity = 0;      // arena bytes available
   std::uint64_t hits = 0, misses = 0, evictions = 0, invalidations = 0;
 };
@@ -134,7 +135,7 @@ class SessionTable {
   std::uint32_t buckets_off_ = 0;  // from this
   std::uint32_t arena_off_ = 0;    // from this
   Offset lru_head_ = Arena::kNull, lru_tail_ = Arena::kNull;
-  std::uint64_t sessions_ = 0, turns_ = 0, content_bytes_ = 0;
+  std::uint64_t sessions_ = 0, turns_ = 0, content_bytes_ = 0, meta_bytes_ = 0;
   std::uint64_t gens_[kGenStripes] = {};
   std::atomic<std::uint64_t> hits_{0}, misses_{0}, evictions_{0}, invalidations_{0};
 };

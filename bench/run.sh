@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# agentcache benchmark: get_context() from shared memory vs. the plain SQL an
+# application would write vs. SELECT 1, measured with pgbench on a throwaway
+# PostgreSQL 15 cluster. Run as root on Debian 12 after `make install`:
+#     bash bench/run.sh
+# Env: SESSIONS (10000) TURNS (30) DURATION (10 s per pgbench run) RUNS (3)
+#      CLIENTS ("1 8") BENCH_PORT (54330) SESSION_MEMORY ('160MB').
+# Smoke test: SESSIONS=200 DURATION=2 RUNS=1 bash bench/run.sh
+# See bench/README.md for how to read the output.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+
+SESSIONS=${SESSIONS:-10000}
+TURNS=${TURNS:-30}
+DURATION=${DURATION:-10}
+RUNS=${RUNS:-3}
+CLIENTS=${CLIENTS:-"1 8"}
+PORT=${BENCH_PORT:-54330}
+SESSION_MEMORY=${SESSION_MEMORY:-160MB}
+WORKLOADS=(select1 plain_sql get_context)
+
+is_uint() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
+for v in SESSIONS TURNS DURATION RUNS; do
+  is_uint "${!v}" || die "$v must be a positive integer (got '${!v}')"
+done
+read -r -a CLIENT_LIST <<<"$CLIENTS"
+[ "${#CLIENT_LIST[@]}" -gt 0 ] || die "CLIENTS must list at least one client count"
+for c in "${CLIENT_LIST[@]}"; do is_uint "$c" || die "CLIENTS must be positive integers (got '$c')"; done
+
+WORK=""
+cleanup() {
+  local rc=$?
+  set +e
+  if [ -n "$WORK" ] && [ -f "$WORK/data/postmaster.pid" ]; then
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1
+  fi
+  if [ "$rc" -ne 0 ] && [ -n "$WORK" ] && [ -f "$WORK/server.log" ]; then
+    printf '\n---- last lines of the server log ----\n' >&2
+    tail -n 30 "$WORK/server.log" >&2
+  fi
+  [ -n "$WORK" ] && rm -rf "$WORK"
+  if [ "$rc" -ne 0 ]; then
+    printf '\nbenchmark FAILED (exit %s); the temporary cluster was stopped and removed\n' "$rc" >&2
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+require_root
+id postgres >/dev/null 2>&1 || die "no postgres user: is postgresql-$PG_MAJOR installed? (run scripts/demo.sh)"
+[ -x "$PGBIN/pgbench" ] || die "$PGBIN/pgbench not found: apt-get install postgresql-$PG_MAJOR"
+PKGLIBDIR=$("$PG_CONFIG" --pkglibdir 2>/dev/null) || die "$PG_CONFIG not found: apt-get install postgresql-server-dev-$PG_MAJOR"
+SHAREDIR=$("$PG_CONFIG" --sharedir)
+if [ ! -f "$PKGLIBDIR/agentcache.so" ] || [ ! -f "$SHAREDIR/extension/agentcache.control" ]; then
+  die "agentcache is not installed ($PKGLIBDIR/agentcache.so missing): run \`make install\` in $ROOT (or bash scripts/demo.sh, which builds and installs it), then re-run"
+fi
+
+header "setup"
+note "sessions=$SESSIONS turns/session=$TURNS duration=${DURATION}s runs=$RUNS clients=${CLIENT_LIST[*]} port=$PORT"
+note "host: $(nproc) CPU(s), load average $(cut -d' ' -f1-3 /proc/loadavg); pgbench and the server share these CPUs"
+
+WORK=$(mktemp -d /tmp/agentcache-bench.XXXXXX)
+chown postgres:postgres "$WORK"
+chmod 700 "$WORK"
+runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" --no-locale -E UTF8 -A trust >/dev/null
+cat >>"$WORK/data/postgresql.conf" <<EOF
+
+# agentcache benchmark (throwaway cluster)
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$WORK'
+shared_preload_libraries = 'agentcache'
+agentcache.session_memory = '$SESSION_MEMORY'
+shared_buffers = 256MB
+max_connections = 50
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+EOF
+runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+note "cluster in $WORK (removed on exit): shared_buffers=256MB max_connections=50 agentcache.session_memory=$SESSION_MEMORY"
+note "NOTE: fsync=off, synchronous_commit=off, full_page_writes=off (not crash-safe; only loading writes, the measured workloads are read-only)"
+
+psql_b() {
+  aspg psql -X -q -h "$WORK" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -P pager=off "$@"
+}
+# one value, unaligned
+psql_v() { psql_b -At -c "$1"; }
+
+note "server: $(psql_v 'SHOW server_version'); effective agentcache.session_memory = $(psql_v 'SHOW agentcache.session_memory')"
+if [ "$(psql_v "SELECT pg_size_bytes(current_setting('agentcache.session_memory')) = pg_size_bytes('$SESSION_MEMORY')" 2>/dev/null)" != t ]; then
+  die "the server did not accept agentcache.session_memory = '$SESSION_MEMORY' (allowed: 1MB to 16GB, e.g. SESSION_MEMORY=160MB)"
+fi
+psql_b -c 'CREATE EXTENSION agentcache'
+
+header "load: $SESSIONS sessions x $TURNS turns (INSERT ... SELECT, batches of 1000 sessions)"
+t0=$(date +%s.%N)
+for ((lo = 1; lo <= SESSIONS; lo += 1000)); do
+  hi=$((lo + 999 > SESSIONS ? SESSIONS : lo + 999))
+  # ~200 characters of varying text per turn; roles: a system prompt first,
+  # then user/assistant alternating with a tool turn every 7th; meta on
+  # every 5th turn; created_at increases with seq.
+  psql_b -c "
+    INSERT INTO agentcache.turns (session_id, seq, role, content, meta, created_at)
+    SELECT 'sess-' || s, t,
+           CASE WHEN t = 1 THEN 'system'
+                WHEN t % 7 = 0 THEN 'tool'
+                WHEN t % 2 = 0 THEN 'user'
+                ELSE 'assistant' END,
+           'turn ' || t || ' of session ' || s || ': ' ||
+             left(repeat(md5(s::text || ':' || t::text), 7), 200 - length('turn ' || t || ' of session ' || s || ': ')),
+           CASE WHEN t % 5 = 0
+                THEN jsonb_build_object('channel', 'whatsapp', 'message_id', 'm-' || s || '-' || t, 'tokens', 40 + t)
+           END,
+           timestamptz '2025-01-01 00:00:00+00' + s * interval '1 second' + t * interval '1 minute'
+      FROM generate_series($lo, $hi) AS s, generate_series(1, $TURNS) AS t"
+done
+psql_b -c 'VACUUM ANALYZE agentcache.turns'
+t1=$(date +%s.%N)
+note "$(psql_v "SELECT count(*) || ' rows, avg content ' || round(avg(length(content))) || ' chars, table+index ' || pg_size_pretty(pg_total_relation_size('agentcache.turns')) FROM agentcache.turns")"
+note "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "loaded and vacuumed in %.1f s", b - a }')"
+
+header "warm the cache"
+t0=$(date +%s.%N)
+warmed=$(psql_v "SELECT sum(agentcache.warm_session('sess-' || s)) FROM generate_series(1, $SESSIONS) AS s")
+t1=$(date +%s.%N)
+note "$(awk -v a="$t0" -v b="$t1" -v w="$warmed" 'BEGIN { printf "warm_session() cached %d turns in %.1f s", w, b - a }')"
+IFS='|' read -r used limit nsess nturns content meta < <(psql_v "
+  SELECT m->>'used', m->>'limit', m->>'sessions', m->>'turns', m->>'content_bytes', m->>'meta_bytes'
+    FROM (SELECT agentcache.health()->'session_memory' AS m) h")
+note "health()->session_memory: used=$used limit=$limit sessions=$nsess turns=$nturns content_bytes=$content meta_bytes=$meta"
+if [ "$nturns" -gt 0 ]; then
+  # payload = each turn's content and meta bytes; everything else the tier
+  # allocates (turn headers, allocator headers and rounding, session records,
+  # rings, keys) is overhead
+  note "$(awk -v u="$used" -v c="$content" -v m="$meta" -v n="$nturns" -v l="$limit" 'BEGIN {
+    printf "shared-memory overhead per cached turn = (used - content_bytes - meta_bytes) / turns = (%d - %d - %d) / %d = %.1f bytes (target <= 64); %.1f%% of limit used", u, c, m, n, (u - c - m) / n, 100 * u / l }')"
+fi
+if [ "$nsess" -lt "$SESSIONS" ]; then
+  note "WARNING: only $nsess of $SESSIONS sessions fit in agentcache.session_memory=$SESSION_MEMORY; get_context will miss (raise SESSION_MEMORY)"
+fi
+psql_b -c 'SELECT agentcache.reset_stats()' >/dev/null
+
+# ---------------------------------------------------------------- pgbench
+cat >"$WORK/select1.sql" <<'EOF'
+SELECT 1;
+EOF
+cat >"$WORK/plain_sql.sql" <<'EOF'
+\set s random(1, :sessions)
+SELECT coalesce(jsonb_agg(jsonb_build_object('seq', seq, 'role', role, 'content', content, 'at', created_at) ORDER BY seq), '[]') FROM (SELECT * FROM agentcache.turns WHERE session_id = 'sess-' || :s ORDER BY seq DESC LIMIT 30) t;
+EOF
+cat >"$WORK/get_context.sql" <<'EOF'
+\set s random(1, :sessions)
+SELECT agentcache.get_context('sess-' || :s);
+EOF
+chown postgres:postgres "$WORK"/*.sql
+
+header "pgbench: -n -M prepared -T $DURATION, clients ${CLIENT_LIST[*]}, $RUNS run(s), workloads interleaved"
+declare -A TPS   # key "workload:clients" -> space-separated TPS of each run
+for ((run = 1; run <= RUNS; run++)); do
+  for c in "${CLIENT_LIST[@]}"; do
+    for w in "${WORKLOADS[@]}"; do
+      out=$(aspg pgbench -n -M prepared -T "$DURATION" -c "$c" -j "$c" -D "sessions=$SESSIONS" \
+              -h "$WORK" -p "$PORT" -U postgres -f "$WORK/$w.sql" postgres 2>&1) || {
+        printf '%s\n' "$out" >&2
+        die "pgbench failed ($w, $c clients)"
+      }
+      tps=$(printf '%s\n' "$out" | awk '/^tps = / { print $3; exit }')
+      [ -n "$tps" ] || { printf '%s\n' "$out" >&2; die "no tps in pgbench output ($w, $c clients)"; }
+      TPS[$w:$c]="${TPS[$w:$c]:-}${TPS[$w:$c]:+ }$(printf '%.0f' "$tps")"
+      note "run $run/$RUNS  clients=$c  $(printf '%-12s' "$w") $(printf '%10.0f' "$tps") tps"
+    done
+  done
+done
+
+median() { tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A MED
+for c in "${CLIENT_LIST[@]}"; do
+  for w in "${WORKLOADS[@]}"; do MED[$w:$c]=$(median <<<"${TPS[$w:$c]}"); done
+done
+
+header "results (median of $RUNS run(s) of ${DURATION}s; $SESSIONS sessions x $TURNS turns)"
+printf '  %-12s | %7s | %10s | %11s | %13s | %s\n' workload clients "median TPS" "vs SELECT 1" "vs plain SQL" "TPS per run"
+printf '  %s\n' "-------------+---------+------------+-------------+---------------+-------------------"
+for c in "${CLIENT_LIST[@]}"; do
+  for w in "${WORKLOADS[@]}"; do
+    awk -v w="$w" -v c="$c" -v m="${MED[$w:$c]}" -v s="${MED[select1:$c]}" -v p="${MED[plain_sql:$c]}" -v runs="${TPS[$w:$c]}" \
+      'BEGIN { printf "  %-12s | %7d | %10.0f | %10.2fx | %12.2fx | %s\n", w, c, m, m / s, m / p, runs }'
+  done
+done
+
+printf '\n  targets (8 clients): '
+if [ -n "${MED[get_context:8]:-}" ]; then
+  awk -v g="${MED[get_context:8]}" -v s="${MED[select1:8]}" -v p="${MED[plain_sql:8]}" 'BEGIN {
+    r1 = g / s; r2 = g / p
+    printf "get_context >= 0.8x SELECT 1: %.2fx %s;  get_context >= 2x plain SQL: %.2fx %s\n",
+      r1, (r1 >= 0.8 ? "PASS" : "MISS"), r2, (r2 >= 2 ? "PASS" : "MISS") }'
+else
+  printf 'not measured (8 is not in CLIENTS)\n'
+fi
+
+IFS='|' read -r hits misses < <(psql_v "SELECT sum(hits), sum(misses) FROM agentcache.stats WHERE tier = 'session'")
+awk -v h="$hits" -v m="$misses" 'BEGIN {
+  printf "  session cache during the runs (agentcache.stats): hits=%d misses=%d hit ratio=%s\n",
+    h, m, (h + m > 0 ? sprintf("%.4f", h / (h + m)) : "n/a") }'
+note "host load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs shared by pgbench, the server and anything else running)"
+
+header "done: stopping and removing the temporary cluster"
