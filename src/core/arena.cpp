@@ -24,6 +24,7 @@ constexpr std::uint32_t kMinBlock = kHdr + 8;  // header + room for two free-lis
 constexpr int kAlignLog2 = 3;
 constexpr int kLinearLog2 = Arena::kSlLog2 + kAlignLog2;  // sizes below 2^7 are linear
 constexpr std::uint32_t kLinearLimit = std::uint32_t(1) << kLinearLog2;
+constexpr int kFallbackScan = 16;  // blocks of the top class examined when rounding fails
 constexpr std::size_t kControl = (sizeof(Arena) + Arena::kAlign - 1) & ~(Arena::kAlign - 1);
 
 static_assert(Arena::kHeader == 8, "header is two 32-bit words");
@@ -102,10 +103,11 @@ void Arena::remove_free(Offset b) noexcept {
 
 // Good fit: round the request up to the next class boundary so that the head
 // of any non-empty class at or above the key is big enough (O(1)).  If that
-// finds nothing, the request's own class may still hold a block that fits;
-// scan it so that allocate(n) succeeds exactly when some free block is large
-// enough (this keeps largest_allocatable() truthful).  The scan only happens
-// when every larger class is empty.
+// finds nothing, every class above the request's own class is empty, so the
+// request's class is the highest non-empty one (or empty); its first
+// kFallbackScan blocks are checked for one that fits.  The bound keeps
+// allocate() O(1); largest_allocatable() looks at the same blocks, so it
+// stays exact: allocate(n) succeeds iff n <= largest_allocatable().
 Arena::Offset Arena::find_free(std::uint32_t need) const noexcept {
   std::uint32_t key = need;
   if (need >= kLinearLimit) key += (std::uint32_t(1) << (log2_floor(need) - kSlLog2)) - 1;
@@ -123,7 +125,8 @@ Arena::Offset Arena::find_free(std::uint32_t need) const noexcept {
     if (slmap != 0) return heads_[fl][__builtin_ctz(slmap)];
   }
   mapping(need, fl, sl);
-  for (Offset b = heads_[fl][sl]; b != kNull; b = link_next(b)) {
+  int scanned = 0;
+  for (Offset b = heads_[fl][sl]; b != kNull && scanned < kFallbackScan; b = link_next(b), ++scanned) {
     if (block_size(b) >= need) return b;
   }
   return kNull;
@@ -179,14 +182,12 @@ Arena::Offset Arena::allocate(std::size_t n) noexcept {
   return b + kHdr;
 }
 
-// Cheap plausibility test for a payload offset handed to free()/usable_size():
-// in range, aligned, header says "in use", and both boundary tags agree.
-bool Arena::is_live_block(Offset payload) const noexcept {
-  if (payload % kAlign != 0) return false;
-  if (payload < first_block_ + kHdr || payload >= end_) return false;
-  const Offset b = payload - kHdr;
+// Does a block plausibly start at b?  In range, aligned, and both boundary
+// tags agree (the successor's prev-size, the predecessor's size).
+bool Arena::is_block(Offset b) const noexcept {
+  if (b % kAlign != 0 || b < first_block_ || b >= end_ || end_ - b < kMinBlock) return false;
   const std::uint32_t w = load(b);
-  if ((w & kFlagMask) != 0) return false;  // free, or not a header at all
+  if ((w & kFlagMask & ~kFreeBit) != 0) return false;
   const std::uint32_t size = w & kSizeMask;
   if (size < kMinBlock || size > end_ - b) return false;
   if (load(b + size + 4) != size) return false;
@@ -194,6 +195,13 @@ bool Arena::is_live_block(Offset payload) const noexcept {
   if (prev == 0) return b == first_block_;
   if (prev > b - first_block_) return false;
   return block_size(b - prev) == prev;
+}
+
+// Cheap plausibility test for a payload offset handed to free()/usable_size().
+bool Arena::is_live_block(Offset payload) const noexcept {
+  if (payload < kHdr) return false;
+  const Offset b = payload - kHdr;
+  return is_block(b) && !is_free(b);
 }
 
 void Arena::free(Offset off) noexcept {
@@ -232,23 +240,18 @@ std::size_t Arena::usable_size(Offset off) const noexcept {
 }
 
 std::size_t Arena::largest_allocatable() const noexcept {
+  // The largest block among those find_free() would consider for a request
+  // that rounds past the top class: the first kFallbackScan of the top class.
   if (fl_bitmap_ == 0) return 0;
   const int fl = log2_floor(fl_bitmap_);
   const int sl = log2_floor(sl_bitmap_[fl]);
   std::uint32_t best = 0;
-  for (Offset b = heads_[fl][sl]; b != kNull; b = link_next(b)) {
+  int scanned = 0;
+  for (Offset b = heads_[fl][sl]; b != kNull && scanned < kFallbackScan; b = link_next(b), ++scanned) {
     const std::uint32_t s = block_size(b);
     if (s > best) best = s;
   }
   return best - kHeader;
-}
-
-bool Arena::in_list(Offset b, int fl, int sl, std::uint32_t limit) const noexcept {
-  std::uint32_t steps = 0;
-  for (Offset f = heads_[fl][sl]; f != kNull && steps <= limit; f = link_next(f), ++steps) {
-    if (f == b) return true;
-  }
-  return false;
 }
 
 bool Arena::check() const noexcept {
@@ -292,16 +295,16 @@ bool Arena::check() const noexcept {
   if (load(end_) != 0 || load(end_ + 4) != prev) return false;
   if (total != capacity_ || used != used_ || live != live_) return false;
 
-  // Free lists: every node is an in-range free block of the list's class with
-  // a consistent back link; no more nodes than free blocks (catches cycles).
+  // Free lists: every node is a real free block (boundary tags agree) of the
+  // list's class with a consistent back link, and there are no more nodes than
+  // free blocks (so no cycles).
   std::uint32_t listed = 0;
   for (int fl = 0; fl < kFlCount; ++fl) {
     for (int sl = 0; sl < kSlCount; ++sl) {
       Offset p = kNull;
       for (Offset f = heads_[fl][sl]; f != kNull; f = link_next(f)) {
         if (++listed > nfree) return false;
-        if (f % kAlign != 0 || f < first_block_ || f > end_ - kMinBlock) return false;
-        if (!is_free(f)) return false;
+        if (!is_block(f) || !is_free(f)) return false;
         int cfl, csl;
         mapping(block_size(f), cfl, csl);
         if (cfl != fl || csl != sl) return false;
@@ -312,15 +315,25 @@ bool Arena::check() const noexcept {
   }
   if (listed != nfree) return false;
 
-  // Every physical free block is on its own class's list; with the count
-  // above this makes lists and free blocks a bijection.
+  // Every physical free block is linked into its own class's list: it heads
+  // that list or its predecessor points at it, and its successor points back.
+  // With the walk and count above, lists and free blocks correspond one to one.
   for (b = first_block_; b != end_; b += block_size(b)) {
     if (!is_free(b)) continue;
     int fl, sl;
     mapping(block_size(b), fl, sl);
-    if (!in_list(b, fl, sl, nfree)) return false;
+    const Offset prev = link_prev(b);
+    const Offset next = link_next(b);
+    if (prev == kNull) {
+      if (heads_[fl][sl] != b) return false;
+    } else {
+      if (!is_block(prev) || !is_free(prev) || link_next(prev) != b) return false;
+    }
+    if (next != kNull && (!is_block(next) || !is_free(next) || link_prev(next) != b)) return false;
   }
   return true;
 }
 
 }  // namespace agentcache::core
+
+#include "agentcache/core/pure_check.hpp"

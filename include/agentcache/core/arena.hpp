@@ -76,8 +76,8 @@ class Arena {
   void insert_free(Offset b) noexcept;
   void remove_free(Offset b) noexcept;
   Offset find_free(std::uint32_t need) const noexcept;
+  bool is_block(Offset b) const noexcept;
   bool is_live_block(Offset payload) const noexcept;
-  bool in_list(Offset b, int fl, int sl, std::uint32_t limit) const noexcept;
 
   // control data
   std::uint32_t capacity_ = 0;     // bytes from first_block_ to the sentinel (sum of all block sizes)
