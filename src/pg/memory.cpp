@@ -428,13 +428,52 @@ LTurns load_and_publish(SessionTable& t, LWLock* lock, uint32 db, uint64 hash, s
   return all;
 }
 
+// True when every pending change of this transaction to `key` is an
+// add_turn (no direct DML, no TRUNCATE); counts them.
+bool pending_adds_only(std::string_view key, uint32* count) noexcept {
+  *count = 0;
+  if (g_truncate_level > 0) return false;
+  for (PendingOp* op = g_pending_head; op; op = op->next) {
+    if (key_of(op) != key) continue;
+    if (op->kind != OpKind::AddTurn) return false;
+    ++*count;
+  }
+  return true;
+}
+
+// Committed turns from the cache followed by this transaction's own pending
+// turns. add_turn holds the session's transaction-scoped lock and gave each
+// pending turn max(seq)+1 over everything committed, so the pending turns are
+// the newest and nobody else can add to the session until we end.
+LTurns overlay_pending(LTurns committed, std::string_view key, uint32 npending, uint32 want) {
+  LTurns out;
+  out.v = static_cast<LTurn*>(palloc(sizeof(LTurn) * (committed.n + npending + 1)));
+  std::memcpy(out.v, committed.v, sizeof(LTurn) * committed.n);
+  out.n = committed.n;
+  for (PendingOp* op = g_pending_head; op; op = op->next) {
+    if (op->kind != OpKind::AddTurn || key_of(op) != key) continue;
+    LTurn& t = out.v[out.n++];
+    t.seq = op->seq;
+    t.at = op->at;
+    t.role = op->role;
+    t.content = op->content;
+    t.content_len = op->content_len;
+    t.chars = core::utf8_chars({op->content, op->content_len});
+    t.meta = op->meta ? reinterpret_cast<Jsonb*>(const_cast<char*>(op->meta)) : nullptr;
+  }
+  return newest(out, want);
+}
+
 // The newest `want` turns of a session, oldest first: from shared memory when
-// it can answer, else from the table (loading the session into memory).
+// it can answer (plus this transaction's own pending turns), else from the
+// table (loading the session into memory when nothing of ours is pending).
 LTurns read_turns(std::string_view key, uint32 want) {
   core::SessionCache* cache = shmem::sessions();
-  if (cache == nullptr || RecoveryInProgress() || has_pending(key) ||
-      want > static_cast<uint32>(guc::session_turns))
+  if (cache == nullptr || RecoveryInProgress() || want > static_cast<uint32>(guc::session_turns))
     return table_read(key, want, false);
+  uint32 npending = 0;
+  const bool pending = has_pending(key);
+  if (pending && !pending_adds_only(key, &npending)) return table_read(key, want, false);
   const uint32 db = MyDatabaseId;
   const uint64 hash = core::session_hash(db, key);
   const uint32 p = cache->partition_of(hash);
@@ -445,12 +484,17 @@ LTurns read_turns(std::string_view key, uint32 want) {
     std::size_t need = 0;
     uint64 gen = 0;
     Probe r = copy_from_cache(t, lock, db, hash, key, want, &got, &need, &gen);
-    if (r == Probe::Hit) return turns_from_scratch(got);
+    if (r == Probe::Hit) {
+      LTurns committed = turns_from_scratch(got);
+      return pending ? overlay_pending(committed, key, npending, want) : committed;
+    }
     if (r == Probe::NeedScratch) {
       ensure_scratch(need);
       continue;
     }
     t.count_miss();
+    // A load would see our own uncommitted rows: never publish those.
+    if (pending) return table_read(key, want, false);
     bool published = false;
     return newest(load_and_publish(t, lock, db, hash, key, gen, &published), want);
   }
