@@ -11,7 +11,7 @@ GLUE_OBJS   = src/pg/module.o src/pg/boundary.o src/pg/shmem.o src/pg/memory.o s
 OBJS        = $(CORE_OBJS) $(GLUE_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src
-PG_CXXFLAGS = -std=c++17 -fexceptions -Wall -Wextra -Wno-register
+PG_CXXFLAGS = -std=c++17 -fexceptions -Wall -Wextra -Wno-register -MMD -MP
 SHLIB_LINK  = -lstdc++ -lfmt
 
 # Debian's PGXS would also compile every .cpp to LLVM bitcode with clang's
@@ -22,6 +22,10 @@ override with_llvm = no
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Header dependencies (-MMD -MP above): a changed header rebuilds every user.
+-include $(OBJS:.o=.d)
+EXTRA_CLEAN = $(OBJS:.o=.d)
 
 # The core must build without PostgreSQL on the include path.
 $(CORE_OBJS): CPPFLAGS := -I$(srcdir)/include

@@ -65,6 +65,26 @@ int max_turns_arg(FunctionCallInfo fcinfo, int i) {
   return n;
 }
 
+// The cached copy of agentcache.turns is served without reading the table,
+// so it checks what the table read would: SELECT on agentcache.turns.
+Oid g_turns_relid = InvalidOid;
+
+void turns_relcache_callback(Datum, Oid relid) {
+  if (relid == InvalidOid || relid == g_turns_relid) g_turns_relid = InvalidOid;
+}
+
+void require_turns_select() {
+  if (g_turns_relid == InvalidOid) {
+    Oid nsp = get_namespace_oid("agentcache", false);
+    Oid rel = get_relname_relid("turns", nsp);
+    if (rel == InvalidOid)
+      throw sql_error(ERRCODE_UNDEFINED_TABLE, "relation agentcache.turns does not exist");
+    g_turns_relid = rel;
+  }
+  AclResult r = pg_class_aclcheck(g_turns_relid, GetUserId(), ACL_SELECT);
+  if (r != ACLCHECK_OK) aclcheck_error(r, OBJECT_TABLE, "turns");
+}
+
 // A turn in backend memory (palloc'd or in the scratch buffer). POD.
 struct LTurn {
   int64 seq;
@@ -474,6 +494,7 @@ LTurns read_turns(std::string_view key, uint32 want) {
   uint32 npending = 0;
   const bool pending = has_pending(key);
   if (pending && !pending_adds_only(key, &npending)) return table_read(key, want, false);
+  require_turns_select();
   const uint32 db = MyDatabaseId;
   const uint64 hash = core::session_hash(db, key);
   const uint32 p = cache->partition_of(hash);
@@ -541,6 +562,7 @@ text* content_text(const LTurn& t) { return cstring_to_text_with_len(t.content, 
 // ------------------------------------------------------------------ public (glue-internal)
 
 void register_callbacks() {
+  CacheRegisterRelcacheCallback(turns_relcache_callback, 0);
   RegisterXactCallback(xact_callback, nullptr);
   RegisterSubXactCallback(subxact_callback, nullptr);
 }
@@ -572,9 +594,11 @@ using namespace agentcache::memory;
 // add_turn(session_id text, role text, content text, meta jsonb DEFAULT NULL) RETURNS bigint
 AGENTCACHE_FUNCTION(agentcache_add_turn) {
   return pg::boundary([&]() -> Datum {
-    std::string_view key = session_arg(fcinfo, 0);
+    // every NULL (22004) before any bad value (22023/54000)
+    if (PG_ARGISNULL(0)) null_arg("session_id");
     if (PG_ARGISNULL(1)) null_arg("role");
     if (PG_ARGISNULL(2)) null_arg("content");
+    std::string_view key = session_arg(fcinfo, 0);
     text* role_t = PG_GETARG_TEXT_PP(1);
     auto role = core::parse_role(text_view(role_t));
     if (!role)
@@ -693,6 +717,7 @@ AGENTCACHE_FUNCTION(agentcache_warm_session) {
   return pg::boundary([&]() -> Datum {
     std::string_view key = session_arg(fcinfo, 0);
     shmem::require("warm_session()");
+    require_turns_select();
     core::SessionCache* cache = shmem::sessions();
     const uint32 db = MyDatabaseId;
     const uint64 hash = core::session_hash(db, key);
@@ -722,6 +747,7 @@ AGENTCACHE_FUNCTION(agentcache_end_session) {
     std::string_view key = session_arg(fcinfo, 0);
     core::SessionCache* cache = shmem::sessions();
     if (cache == nullptr) PG_RETURN_BOOL(false);
+    require_turns_select();
     const uint64 hash = core::session_hash(MyDatabaseId, key);
     const uint32 p = cache->partition_of(hash);
     bool dropped;

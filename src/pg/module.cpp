@@ -18,13 +18,19 @@ int max_turn_bytes = 1024 * 1024;
 
 void _PG_init(void) {
   using namespace agentcache;
+  // Shared-memory sizes can only be PGC_POSTMASTER while preloading (PostgreSQL
+  // refuses to create postmaster variables later). Loaded on demand, the
+  // library still defines them, read-mostly, so SHOW works; they have no effect
+  // without shared_preload_libraries.
+  const GucContext startup_ctx = process_shared_preload_libraries_in_progress ? PGC_POSTMASTER : PGC_SIGHUP;
   DefineCustomIntVariable("agentcache.session_memory",
-                          "Shared memory for the conversation-memory cache.", nullptr,
-                          &guc::session_memory_kb, 64 * 1024, 1024, 16 * 1024 * 1024, PGC_POSTMASTER,
-                          GUC_UNIT_KB, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("agentcache.session_turns",
-                          "Turns kept in shared memory per session.", nullptr, &guc::session_turns, 30, 1,
-                          1000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+                          "Shared memory for the conversation-memory cache.",
+                          "Takes effect at server start when agentcache is in shared_preload_libraries.",
+                          &guc::session_memory_kb, 64 * 1024, 1024, 16 * 1024 * 1024, startup_ctx, GUC_UNIT_KB,
+                          nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.session_turns", "Turns kept in shared memory per session.",
+                          "Takes effect at server start when agentcache is in shared_preload_libraries.",
+                          &guc::session_turns, 30, 1, 1000, startup_ctx, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("agentcache.context_turns",
                           "Turns get_context() and get_turns() return when max_turns is NULL.", nullptr,
                           &guc::context_turns, 30, 1, 100000, PGC_USERSET, 0, nullptr, nullptr, nullptr);

@@ -1,0 +1,172 @@
+--
+-- memory_dml: direct UPDATE / DELETE / INSERT / TRUNCATE on agentcache.turns
+-- is reflected by the next get_context after commit, also when the session
+-- was cached before (the cached copy is invalidated).
+--
+SET TimeZone = 'UTC';
+
+CREATE FUNCTION dml_ref(s text) RETURNS jsonb LANGUAGE sql STABLE AS $$
+  SELECT coalesce(jsonb_agg(jsonb_build_object('seq', seq, 'role', role, 'content', content,
+                                               'at', to_jsonb(created_at))
+                            || CASE WHEN meta IS NULL THEN '{}'::jsonb
+                                    ELSE jsonb_build_object('meta', meta) END
+                            ORDER BY seq), '[]'::jsonb)
+    FROM (SELECT * FROM agentcache.turns WHERE session_id = s ORDER BY seq DESC LIMIT 30) t
+$$;
+-- "seq:content" list, oldest first
+CREATE FUNCTION dml_show(s text) RETURNS text LANGUAGE sql AS $$
+  SELECT coalesce(string_agg((e->>'seq') || ':' || (e->>'content'), ' ' ORDER BY o), '<empty>')
+    FROM jsonb_array_elements(agentcache.get_context(s)) WITH ORDINALITY a(e, o)
+$$;
+-- cache both sessions and prove the next read is served from memory
+CREATE FUNCTION dml_warm() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE h0 bigint; h1 bigint;
+BEGIN
+  PERFORM agentcache.get_context('dml-a'), agentcache.get_context('dml-b');
+  SELECT hits INTO h0 FROM agentcache.stats() WHERE tier = 'session';
+  PERFORM agentcache.get_context('dml-a'), agentcache.get_context('dml-b');
+  SELECT hits INTO h1 FROM agentcache.stats() WHERE tier = 'session';
+  RETURN CASE WHEN h1 - h0 = 2 THEN 'both cached' ELSE 'NOT cached: ' || (h1 - h0) END;
+END
+$$;
+CREATE FUNCTION dml_invalidations() RETURNS bigint LANGUAGE sql AS $$
+  SELECT invalidations FROM agentcache.stats() WHERE tier = 'session'
+$$;
+
+SELECT agentcache.add_turn('dml-a', 'user', 'a1'), agentcache.add_turn('dml-a', 'assistant', 'a2'),
+       agentcache.add_turn('dml-a', 'user', 'a3');
+SELECT agentcache.add_turn('dml-b', 'user', 'b1'), agentcache.add_turn('dml-b', 'assistant', 'b2');
+SELECT dml_warm();
+SELECT dml_show('dml-a') AS a, dml_show('dml-b') AS b;
+SELECT dml_invalidations() AS inv0 \gset
+
+-- ---------------------------------------------------------------- UPDATE content
+UPDATE agentcache.turns SET content = 'a2 changed' WHERE session_id = 'dml-a' AND seq = 2;
+SELECT dml_show('dml-a') AS a, agentcache.get_context('dml-a') = dml_ref('dml-a') AS a_ok;
+SELECT dml_invalidations() > :inv0 AS invalidated;
+
+-- UPDATE of meta, role and created_at only
+SELECT dml_warm();
+SELECT dml_invalidations() AS inv \gset
+UPDATE agentcache.turns SET meta = '{"edited": true}', role = 'system',
+       created_at = '2001-02-03 04:05:06+00'
+ WHERE session_id = 'dml-a' AND seq = 1;
+SELECT e - 'at' AS turn, e->'at' AS at FROM jsonb_array_elements(agentcache.get_context('dml-a')) e LIMIT 1;
+SELECT agentcache.get_context('dml-a') = dml_ref('dml-a') AS a_ok;
+SELECT dml_invalidations() > :inv AS invalidated;
+
+-- ---------------------------------------------------------------- UPDATE moves a turn between sessions
+SELECT dml_warm();
+SELECT dml_invalidations() AS inv \gset
+UPDATE agentcache.turns SET session_id = 'dml-b', seq = 100 WHERE session_id = 'dml-a' AND seq = 3;
+SELECT dml_show('dml-a') AS a, dml_show('dml-b') AS b;
+SELECT agentcache.get_context('dml-a') = dml_ref('dml-a') AS a_ok,
+       agentcache.get_context('dml-b') = dml_ref('dml-b') AS b_ok;
+SELECT dml_invalidations() - :inv >= 2 AS both_invalidated;
+
+-- ---------------------------------------------------------------- DELETE one row
+SELECT dml_warm();
+SELECT dml_invalidations() AS inv \gset
+DELETE FROM agentcache.turns WHERE session_id = 'dml-b' AND seq = 1;
+SELECT dml_show('dml-b') AS b, agentcache.get_context('dml-b') = dml_ref('dml-b') AS b_ok;
+SELECT dml_invalidations() > :inv AS invalidated;
+
+-- ---------------------------------------------------------------- INSERT directly
+SELECT dml_warm();
+SELECT dml_invalidations() AS inv \gset
+INSERT INTO agentcache.turns (session_id, seq, role, content, meta)
+VALUES ('dml-a', 50, 'tool', 'direct 50', '{"via": "insert"}'),
+       ('dml-b', 0, 'system', 'direct 0 (older than all)', NULL);
+SELECT dml_show('dml-a') AS a, dml_show('dml-b') AS b;
+SELECT agentcache.get_context('dml-a') = dml_ref('dml-a') AS a_ok,
+       agentcache.get_context('dml-b') = dml_ref('dml-b') AS b_ok;
+SELECT dml_invalidations() - :inv >= 2 AS both_invalidated;
+-- add_turn continues after the directly inserted seq
+SELECT agentcache.add_turn('dml-a', 'user', 'after direct') > 50 AS after_50;
+SELECT dml_show('dml-a') AS a;
+
+-- ---------------------------------------------------------------- DML in a larger transaction
+-- the caller sees its own direct changes at once (own transaction), others after commit
+SELECT dml_warm();
+BEGIN;
+UPDATE agentcache.turns SET content = 'a1 in tx' WHERE session_id = 'dml-a' AND seq = 1;
+SELECT dml_show('dml-a') AS a_inside;
+SELECT agentcache.add_turn('dml-a', 'assistant', 'added in tx') > 51 AS added;
+SELECT dml_show('dml-a') AS a_inside;
+COMMIT;
+SELECT dml_show('dml-a') AS a_after, agentcache.get_context('dml-a') = dml_ref('dml-a') AS a_ok;
+
+-- ---------------------------------------------------------------- rolled-back DML
+SELECT dml_warm();
+SELECT dml_show('dml-a') AS a_before;
+BEGIN;
+UPDATE agentcache.turns SET content = 'rolled back' WHERE session_id = 'dml-a';
+DELETE FROM agentcache.turns WHERE session_id = 'dml-b';
+SELECT dml_show('dml-a') AS a_inside, dml_show('dml-b') AS b_inside;
+ROLLBACK;
+SELECT dml_show('dml-a') AS a_after, dml_show('dml-b') AS b_after;
+SELECT agentcache.get_context('dml-a') = dml_ref('dml-a') AS a_ok,
+       agentcache.get_context('dml-b') = dml_ref('dml-b') AS b_ok;
+-- rolled back to a savepoint
+SELECT dml_warm();
+BEGIN;
+SAVEPOINT s;
+UPDATE agentcache.turns SET content = 'rolled back too' WHERE session_id = 'dml-b';
+ROLLBACK TO SAVEPOINT s;
+UPDATE agentcache.turns SET content = 'kept' WHERE session_id = 'dml-a' AND seq = 2;
+COMMIT;
+SELECT dml_show('dml-a') AS a, dml_show('dml-b') AS b;
+SELECT agentcache.get_context('dml-a') = dml_ref('dml-a') AS a_ok,
+       agentcache.get_context('dml-b') = dml_ref('dml-b') AS b_ok;
+
+-- released savepoint, nested: kept
+SELECT dml_warm();
+BEGIN;
+SAVEPOINT s1;
+SAVEPOINT s2;
+UPDATE agentcache.turns SET content = 'released' WHERE session_id = 'dml-b' AND seq = 2;
+RELEASE SAVEPOINT s2;
+RELEASE SAVEPOINT s1;
+COMMIT;
+SELECT dml_show('dml-b') AS b, agentcache.get_context('dml-b') = dml_ref('dml-b') AS b_ok;
+
+-- INSERT ... ON CONFLICT DO UPDATE (an upsert is an UPDATE here)
+SELECT dml_warm();
+INSERT INTO agentcache.turns AS t (session_id, seq, role, content)
+VALUES ('dml-b', 100, 'user', 'upserted')
+ON CONFLICT (session_id, seq) DO UPDATE SET content = EXCLUDED.content;
+SELECT dml_show('dml-b') AS b, agentcache.get_context('dml-b') = dml_ref('dml-b') AS b_ok;
+
+-- ---------------------------------------------------------------- DELETE a whole session
+SELECT dml_warm();
+DELETE FROM agentcache.turns WHERE session_id = 'dml-b';
+SELECT dml_show('dml-b') AS b;
+SELECT agentcache.add_turn('dml-b', 'user', 'b again') AS b_seq;
+SELECT dml_show('dml-b') AS b;
+
+-- ---------------------------------------------------------------- TRUNCATE
+-- rolled back: nothing changes
+SELECT dml_warm();
+BEGIN;
+TRUNCATE agentcache.turns;
+SELECT dml_show('dml-a') AS a_inside, dml_show('dml-b') AS b_inside;
+ROLLBACK;
+SELECT dml_show('dml-a') AS a, dml_show('dml-b') AS b;
+-- committed: every cached session of this database is emptied
+SELECT dml_warm();
+SELECT dml_invalidations() AS inv \gset
+TRUNCATE agentcache.turns;
+SELECT dml_show('dml-a') AS a, dml_show('dml-b') AS b;
+SELECT agentcache.get_context('dml-a', 40) AS a_table, agentcache.get_context('dml-b', 1, 0) AS b_trimmed;
+SELECT dml_invalidations() - :inv >= 2 AS both_invalidated;
+-- and the sessions start over
+SELECT agentcache.add_turn('dml-a', 'user', 'fresh') AS a_seq;
+SELECT dml_show('dml-a') AS a;
+
+-- ---------------------------------------------------------------- cleanup
+SELECT agentcache.forget_session(s) AS deleted FROM unnest(ARRAY['dml-a', 'dml-b']) s;
+SELECT count(*) AS rows_left FROM agentcache.turns;
+DROP FUNCTION dml_ref(text);
+DROP FUNCTION dml_show(text);
+DROP FUNCTION dml_warm();
+DROP FUNCTION dml_invalidations();

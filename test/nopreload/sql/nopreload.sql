@@ -1,0 +1,114 @@
+--
+-- nopreload: agentcache installed WITHOUT shared_preload_libraries.
+-- CREATE EXTENSION works, table-backed functions work (reading the table),
+-- functions that need shared memory raise 55000 with a hint, nothing crashes.
+--
+SET TimeZone = 'UTC';
+SHOW shared_preload_libraries;
+
+CREATE EXTENSION agentcache;
+SELECT extname, extversion FROM pg_extension WHERE extname = 'agentcache';
+
+-- health() reports it without raising
+SELECT agentcache.health()->'preloaded' AS preloaded;
+SELECT agentcache.health() ?& ARRAY['preloaded', 'worker', 'session_memory', 'map_memory'] AS has_keys,
+       agentcache.health()->'worker' ?& ARRAY['pid', 'alive', 'last_sweep', 'last_refresh'] AS worker_keys,
+       agentcache.health()->'worker'->'alive' AS worker_alive,
+       agentcache.health()->'worker'->'pid' AS worker_pid,
+       (agentcache.health()->'session_memory'->>'used') ~ '^[0-9]+$' AS used_is_integer,
+       (agentcache.health()->'session_memory'->>'limit') ~ '^[0-9]+$' AS limit_is_integer;
+
+-- the conversation functions work on the table
+SELECT agentcache.add_turn('np-1', 'system', 'be brief') AS s1,
+       agentcache.add_turn('np-1', 'user', 'olá 😀', '{"k": [1, null]}') AS s2,
+       agentcache.add_turn('np-1', 'assistant', 'oi', 'null') AS s3;
+SELECT e - 'at' AS turn FROM jsonb_array_elements(agentcache.get_context('np-1')) e;
+SELECT agentcache.get_context('np-1') = (
+         SELECT jsonb_agg(jsonb_build_object('seq', seq, 'role', role, 'content', content,
+                                             'at', to_jsonb(created_at))
+                          || CASE WHEN meta IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('meta', meta) END
+                          ORDER BY seq)
+           FROM agentcache.turns WHERE session_id = 'np-1') AS equals_reference;
+SELECT jsonb_path_query_array(agentcache.get_context('np-1', 2), '$[*].seq') AS newest_2,
+       jsonb_path_query_array(agentcache.get_context('np-1', NULL, 7), '$[*].seq') AS max_chars_7,
+       jsonb_path_query_array(agentcache.get_context('np-1', 100), '$[*].seq') AS max_100,
+       agentcache.get_context('np-1', NULL, 1) AS too_small;
+SET agentcache.context_turns = 1;
+SELECT jsonb_path_query_array(agentcache.get_context('np-1'), '$[*].seq') AS context_turns_1;
+RESET agentcache.context_turns;
+SELECT seq, role, content, meta FROM agentcache.get_turns('np-1');
+SELECT seq, content FROM agentcache.get_turns('np-1', 1);
+SELECT agentcache.get_context('np-unknown') AS unknown;
+-- own uncommitted turns visible; nothing after rollback
+BEGIN;
+SELECT agentcache.add_turn('np-1', 'user', 'uncommitted') AS s4;
+SELECT jsonb_array_length(agentcache.get_context('np-1')) AS inside;
+ROLLBACK;
+SELECT jsonb_array_length(agentcache.get_context('np-1')) AS after_rollback;
+-- direct DML is reflected
+UPDATE agentcache.turns SET content = 'be very brief' WHERE session_id = 'np-1' AND seq = 1;
+SELECT agentcache.get_context('np-1')->0->>'content' AS updated;
+-- 40 turns, more than agentcache.session_turns
+SELECT count(agentcache.add_turn('np-2', 'user', 't' || g)) FROM generate_series(1, 40) g;
+SELECT jsonb_array_length(agentcache.get_context('np-2', 35)) AS n35,
+       agentcache.get_context('np-2', 35)->0->>'content' AS oldest;
+
+-- end_session: nothing is cached, so false
+SELECT agentcache.end_session('np-1') AS ended;
+
+-- warm_session needs shared memory: 55000, with the hint (default verbosity)
+SELECT agentcache.warm_session('np-1');
+\set VERBOSITY sqlstate
+SELECT agentcache.warm_session('np-1');
+\set VERBOSITY default
+-- argument errors come first (22004, then 22023/54000, then 55000)
+\set VERBOSITY sqlstate
+SELECT agentcache.warm_session(NULL);
+SELECT agentcache.warm_session(repeat('x', 257));
+\set VERBOSITY default
+
+-- the documented errors are the same as with preload
+\set VERBOSITY sqlstate
+SELECT agentcache.add_turn(NULL, 'user', 'x');
+SELECT agentcache.add_turn('np-1', 'User', 'x');
+SELECT agentcache.get_context('np-1', 0);
+SELECT agentcache.get_context(repeat('x', 257));
+BEGIN READ ONLY;
+SELECT jsonb_array_length(agentcache.get_context('np-1')) AS read_only_read;
+SELECT agentcache.add_turn('np-1', 'user', 'x');
+ROLLBACK;
+\set VERBOSITY default
+
+-- stats(): its rows, zero counters
+SELECT tier, name, entries, bytes, hits, misses, stale_hits, evictions, expirations, invalidations
+  FROM agentcache.stats() WHERE tier = 'session';
+SELECT tier, name, hits, misses FROM agentcache.stats WHERE tier = 'session';
+SELECT agentcache.reset_stats();
+SELECT hits, misses FROM agentcache.stats() WHERE tier = 'session';
+
+-- the boundary self-test: C++ errors still work, the lock needs shared memory
+\set VERBOSITY sqlstate
+SELECT agentcache._boundary_selftest('cxx');
+SELECT agentcache._boundary_selftest('pg');
+SELECT agentcache._boundary_selftest('lwlock');
+SELECT agentcache._boundary_selftest('cxx_lwlock');
+\set VERBOSITY default
+SELECT 1 AS still_alive;
+
+-- forget_session deletes the history
+SELECT agentcache.forget_session('np-1') AS deleted, agentcache.forget_session('np-2') AS deleted2;
+SELECT agentcache.get_context('np-1') AS after_forget;
+SELECT count(*) AS rows_left FROM agentcache.turns;
+
+-- DROP and CREATE again
+DROP EXTENSION agentcache;
+CREATE EXTENSION agentcache;
+SELECT agentcache.health()->'preloaded' AS preloaded;
+SELECT agentcache.add_turn('np-3', 'user', 'again') AS s1;
+SELECT agentcache.forget_session('np-3') AS deleted;
+DROP EXTENSION agentcache;
+-- _PG_init defined every GUC even though it could not reserve shared memory
+SHOW agentcache.session_memory;
+SHOW agentcache.session_turns;
+SHOW agentcache.context_turns;
+SHOW agentcache.max_turn_bytes;
