@@ -20,7 +20,11 @@ RUNS=${RUNS:-3}
 CLIENTS=${CLIENTS:-"1 8"}
 PORT=${BENCH_PORT:-54330}
 SESSION_MEMORY=${SESSION_MEMORY:-160MB}
-WORKLOADS=(select1 plain_sql get_context)
+# output_floor returns one session's prebuilt context (same bytes as a warm
+# get_context) from a one-row table: what sending ~8 KB of jsonb costs with no
+# agentcache code at all. get_context_1 asks for the newest turn only: the
+# cost of the shared-memory read path without the big response.
+WORKLOADS=(select1 plain_sql get_context output_floor get_context_1)
 
 is_uint() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
 for v in SESSIONS TURNS DURATION RUNS; do
@@ -144,6 +148,10 @@ fi
 if [ "$nsess" -lt "$SESSIONS" ]; then
   note "WARNING: only $nsess of $SESSIONS sessions fit in agentcache.session_memory=$SESSION_MEMORY; get_context will miss (raise SESSION_MEMORY)"
 fi
+psql_b -c "CREATE TABLE public.bench_floor (j jsonb);
+  ALTER TABLE public.bench_floor ALTER COLUMN j SET STORAGE EXTERNAL;
+  INSERT INTO public.bench_floor SELECT agentcache.get_context('sess-1');" >/dev/null
+note "output floor row: $(psql_v "SELECT length(j::text) || ' characters of JSON text, ' || jsonb_array_length(j) || ' turns' FROM public.bench_floor")"
 psql_b -c 'SELECT agentcache.reset_stats()' >/dev/null
 
 # ---------------------------------------------------------------- pgbench
@@ -157,6 +165,13 @@ EOF
 cat >"$WORK/get_context.sql" <<'EOF'
 \set s random(1, :sessions)
 SELECT agentcache.get_context('sess-' || :s);
+EOF
+cat >"$WORK/output_floor.sql" <<'EOF'
+SELECT j FROM public.bench_floor;
+EOF
+cat >"$WORK/get_context_1.sql" <<'EOF'
+\set s random(1, :sessions)
+SELECT agentcache.get_context('sess-' || :s, 1);
 EOF
 chown postgres:postgres "$WORK"/*.sql
 
@@ -173,7 +188,7 @@ for ((run = 1; run <= RUNS; run++)); do
       tps=$(printf '%s\n' "$out" | awk '/^tps = / { print $3; exit }')
       [ -n "$tps" ] || { printf '%s\n' "$out" >&2; die "no tps in pgbench output ($w, $c clients)"; }
       TPS[$w:$c]="${TPS[$w:$c]:-}${TPS[$w:$c]:+ }$(printf '%.0f' "$tps")"
-      note "run $run/$RUNS  clients=$c  $(printf '%-12s' "$w") $(printf '%10.0f' "$tps") tps"
+      note "run $run/$RUNS  clients=$c  $(printf '%-13s' "$w") $(printf '%10.0f' "$tps") tps"
     done
   done
 done
@@ -185,12 +200,12 @@ for c in "${CLIENT_LIST[@]}"; do
 done
 
 header "results (median of $RUNS run(s) of ${DURATION}s; $SESSIONS sessions x $TURNS turns)"
-printf '  %-12s | %7s | %10s | %11s | %13s | %s\n' workload clients "median TPS" "vs SELECT 1" "vs plain SQL" "TPS per run"
-printf '  %s\n' "-------------+---------+------------+-------------+---------------+-------------------"
+printf '  %-13s | %7s | %10s | %11s | %13s | %s\n' workload clients "median TPS" "vs SELECT 1" "vs plain SQL" "TPS per run"
+printf '  %s\n' "--------------+---------+------------+-------------+---------------+-------------------"
 for c in "${CLIENT_LIST[@]}"; do
   for w in "${WORKLOADS[@]}"; do
     awk -v w="$w" -v c="$c" -v m="${MED[$w:$c]}" -v s="${MED[select1:$c]}" -v p="${MED[plain_sql:$c]}" -v runs="${TPS[$w:$c]}" \
-      'BEGIN { printf "  %-12s | %7d | %10.0f | %10.2fx | %12.2fx | %s\n", w, c, m, m / s, m / p, runs }'
+      'BEGIN { printf "  %-13s | %7d | %10.0f | %10.2fx | %12.2fx | %s\n", w, c, m, m / s, m / p, runs }'
   done
 done
 
@@ -200,6 +215,9 @@ if [ -n "${MED[get_context:8]:-}" ]; then
     r1 = g / s; r2 = g / p
     printf "get_context >= 0.8x SELECT 1: %.2fx %s;  get_context >= 2x plain SQL: %.2fx %s\n",
       r1, (r1 >= 0.8 ? "PASS" : "MISS"), r2, (r2 >= 2 ? "PASS" : "MISS") }'
+  awk -v g="${MED[get_context:8]}" -v f="${MED[output_floor:8]}" -v s="${MED[select1:8]}" -v g1="${MED[get_context_1:8]}" 'BEGIN {
+    printf "  output floor (8 clients): returning the same ~8 KB context from a one-row table, no agentcache code, runs at %.2fx SELECT 1;\n", f / s
+    printf "  get_context reaches %.0f%% of that floor; with max_turns => 1 (small response) it runs at %.2fx SELECT 1.\n", 100 * g / f, g1 / s }'
 else
   printf 'not measured (8 is not in CLIENTS)\n'
 fi
