@@ -38,14 +38,7 @@ WORK=""
 cleanup() {
   local rc=$?
   set +e
-  if [ -n "$WORK" ] && [ -f "$WORK/data/postmaster.pid" ]; then
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1
-  fi
-  if [ "$rc" -ne 0 ] && [ -n "$WORK" ] && [ -f "$WORK/server.log" ]; then
-    printf '\n---- last lines of the server log ----\n' >&2
-    tail -n 30 "$WORK/server.log" >&2
-  fi
-  [ -n "$WORK" ] && rm -rf "$WORK"
+  stop_throwaway_cluster "$rc"
   if [ "$rc" -ne 0 ]; then
     printf '\nbenchmark FAILED (exit %s); the temporary cluster was stopped and removed\n' "$rc" >&2
   fi
@@ -68,25 +61,12 @@ header "setup"
 note "sessions=$SESSIONS turns/session=$TURNS duration=${DURATION}s runs=$RUNS clients=${CLIENT_LIST[*]} port=$PORT"
 note "host: $(nproc) CPU(s), load average $(cut -d' ' -f1-3 /proc/loadavg); pgbench and the server share these CPUs"
 
-WORK=$(mktemp -d /tmp/agentcache-bench.XXXXXX)
-chown postgres:postgres "$WORK"
-chmod 700 "$WORK"
-runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" --no-locale -E UTF8 -A trust >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<EOF
-
-# agentcache benchmark (throwaway cluster)
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'agentcache'
-agentcache.session_memory = '$SESSION_MEMORY'
+start_throwaway_cluster agentcache-bench "$PORT" "agentcache.session_memory = '$SESSION_MEMORY'
 shared_buffers = 256MB
 max_connections = 50
 fsync = off
 synchronous_commit = off
-full_page_writes = off
-EOF
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+full_page_writes = off"
 note "cluster in $WORK (removed on exit): shared_buffers=256MB max_connections=50 agentcache.session_memory=$SESSION_MEMORY"
 note "NOTE: fsync=off, synchronous_commit=off, full_page_writes=off (not crash-safe; only loading writes, the measured workloads are read-only)"
 

@@ -19,14 +19,7 @@ SRC=""
 cleanup() {
   local rc=$?
   set +e
-  if [ -n "$WORK" ] && [ -f "$WORK/data/postmaster.pid" ]; then
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1
-  fi
-  if [ "$rc" -ne 0 ] && [ -n "$WORK" ] && [ -f "$WORK/server.log" ]; then
-    printf '\n---- last lines of the server log ----\n' >&2
-    tail -n 30 "$WORK/server.log" >&2
-  fi
-  [ -n "$WORK" ] && rm -rf "$WORK"
+  stop_throwaway_cluster "$rc"
   [ "$STAGED" = 1 ] && [ -n "$SRC" ] && rm -rf "$SRC"
   if [ "$rc" -ne 0 ]; then
     printf '\ndemo FAILED (exit %s); the temporary cluster was stopped and removed\n' "$rc" >&2
@@ -53,19 +46,7 @@ aspg make -j2 PG_CONFIG="$PG_CONFIG"
 make install PG_CONFIG="$PG_CONFIG"
 
 header "3/5 throwaway cluster on port $PORT"
-WORK=$(mktemp -d /tmp/agentcache-demo.XXXXXX)
-chown postgres:postgres "$WORK"
-chmod 700 "$WORK"
-runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" --no-locale -E UTF8 -A trust >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<EOF
-
-# agentcache demo
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'agentcache'
-EOF
-runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+start_throwaway_cluster agentcache-demo "$PORT"
 note "data directory $WORK/data, socket in $WORK"
 
 psql_demo() {

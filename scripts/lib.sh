@@ -70,3 +70,36 @@ prepare_tree() {
     chown -R postgres:postgres "$SRC"
   fi
 }
+
+# start_throwaway_cluster PREFIX PORT [EXTRA_CONF]: initdb into a new
+# /tmp/PREFIX.XXXXXX (sets WORK) as postgres, listening only on a Unix socket
+# in that directory, with agentcache preloaded, then start it.
+start_throwaway_cluster() {
+  local prefix=$1 port=$2 extra=${3:-}
+  WORK=$(mktemp -d "/tmp/$prefix.XXXXXX")
+  chown postgres:postgres "$WORK"
+  chmod 700 "$WORK"
+  runuser -u postgres -- "$PGBIN/initdb" -D "$WORK/data" --no-locale -E UTF8 -A trust >/dev/null
+  {
+    printf '\n# agentcache throwaway cluster\n'
+    printf "port = %s\nlisten_addresses = ''\nunix_socket_directories = '%s'\n" "$port" "$WORK"
+    printf "shared_preload_libraries = 'agentcache'\n"
+    [ -z "$extra" ] || printf '%s\n' "$extra"
+  } >>"$WORK/data/postgresql.conf"
+  runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
+}
+
+# stop_throwaway_cluster RC: stops the cluster in WORK (if any), shows the end
+# of its log when RC is non-zero, and removes WORK. Safe to call twice.
+stop_throwaway_cluster() {
+  local rc=$1
+  [ -n "${WORK:-}" ] && [ -d "$WORK" ] || return 0
+  if [ -f "$WORK/data/postmaster.pid" ]; then
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1
+  fi
+  if [ "$rc" -ne 0 ] && [ -f "$WORK/server.log" ]; then
+    printf '\n---- last lines of the server log ----\n' >&2
+    tail -n 30 "$WORK/server.log" >&2
+  fi
+  rm -rf "$WORK"
+}
