@@ -64,6 +64,54 @@ CREATE TRIGGER turns_changed AFTER INSERT OR UPDATE OR DELETE ON agentcache.turn
 CREATE TRIGGER turns_truncated AFTER TRUNCATE ON agentcache.turns
     FOR EACH STATEMENT EXECUTE FUNCTION agentcache._turns_changed();
 
+-- ---------------------------------------------------------------- prewarmed lookup maps
+
+CREATE TABLE agentcache.maps (
+    name         text        PRIMARY KEY,
+    query        text        NOT NULL,
+    refresh      interval    NOT NULL DEFAULT '1 hour',
+    owner        regrole     NOT NULL,
+    search_path  text        NOT NULL,
+    last_refresh timestamptz,
+    last_error   text,
+    entries      bigint
+);
+COMMENT ON TABLE agentcache.maps IS 'lookup maps loaded into shared memory by the agentcache worker; change them only through define_map/drop_map';
+SELECT pg_catalog.pg_extension_config_dump('agentcache.maps', '');
+
+CREATE FUNCTION agentcache.define_map(name text, query text, refresh interval DEFAULT '1 hour')
+RETURNS void
+AS 'MODULE_PATHNAME', 'agentcache_define_map'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.lookup(name text, key text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'agentcache_lookup'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.resolve_instance(instance text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'agentcache_resolve_instance'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.refresh_map(name text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'agentcache_refresh_map'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.drop_map(name text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'agentcache_drop_map'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.refresh_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'agentcache_refresh_trigger'
+LANGUAGE C;
+
+-- turn retention (agentcache.turn_retention) scans by age
+CREATE INDEX turns_created_at_brin ON agentcache.turns USING brin (created_at);
+
 -- ---------------------------------------------------------------- observability
 
 CREATE FUNCTION agentcache.stats()
@@ -97,7 +145,7 @@ RETURNS void
 AS 'MODULE_PATHNAME', 'agentcache_reset_memory'
 LANGUAGE C VOLATILE;
 
--- A re-created extension starts from empty shared memory.
+-- A re-created extension starts from empty shared memory (sessions and maps).
 SELECT agentcache._reset_memory();
 
 -- ---------------------------------------------------------------- privileges
@@ -117,10 +165,15 @@ BEGIN
                    ' agentcache.warm_session(text),'
                    ' agentcache.end_session(text),'
                    ' agentcache.forget_session(text),'
+                   ' agentcache.lookup(text, text), agentcache.resolve_instance(text),'
+                   ' agentcache.refresh_map(text),'
                    ' agentcache.stats(), agentcache.health() TO %s', role);
 END
 $$;
 
+REVOKE ALL ON agentcache.maps FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentcache.define_map(text, text, interval) FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentcache.drop_map(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentcache.reset_stats() FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentcache.grant_app(regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentcache._boundary_selftest(text) FROM PUBLIC;

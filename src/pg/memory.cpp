@@ -578,6 +578,15 @@ core::SessionStats collect_stats() noexcept {
   return st;
 }
 
+void reset_db() noexcept {
+  core::SessionCache* cache = shmem::sessions();
+  if (cache == nullptr) return;
+  for (uint32 p = 0; p < cache->partitions(); ++p) {
+    LWLockGuard g(shmem::session_lock(p), LW_EXCLUSIVE);
+    cache->table(p).invalidate_all(MyDatabaseId);
+  }
+}
+
 void reset_stats() noexcept {
   core::SessionCache* cache = shmem::sessions();
   if (cache == nullptr) return;
@@ -804,20 +813,5 @@ AGENTCACHE_FUNCTION(agentcache_turns_changed) {
     queue(td->tg_trigtuple);
     if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) queue(td->tg_newtuple);
     return PointerGetDatum(nullptr);
-  });
-}
-
-// _reset_memory() RETURNS void: drops this database's cached sessions (run by
-// the install script, so DROP + CREATE EXTENSION starts from empty memory).
-AGENTCACHE_FUNCTION(agentcache_reset_memory) {
-  return pg::boundary([&]() -> Datum {
-    core::SessionCache* cache = shmem::sessions();
-    if (cache != nullptr) {
-      for (uint32 p = 0; p < cache->partitions(); ++p) {
-        LWLockGuard g(shmem::session_lock(p), LW_EXCLUSIVE);
-        cache->table(p).invalidate_all(MyDatabaseId);
-      }
-    }
-    PG_RETURN_VOID();
   });
 }

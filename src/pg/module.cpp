@@ -3,6 +3,7 @@
 #include "pg/guc.hpp"
 #include "pg/memory.hpp"
 #include "pg/shmem.hpp"
+#include "pg/worker.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -14,6 +15,10 @@ int session_memory_kb = 64 * 1024;
 int session_turns = 30;
 int context_turns = 30;
 int max_turn_bytes = 1024 * 1024;
+int map_memory_kb = 16 * 1024;
+char* database = nullptr;
+int sweep_interval_ms = 10 * 1000;
+int turn_retention_s = 0;
 }  // namespace agentcache::guc
 
 void _PG_init(void) {
@@ -37,8 +42,23 @@ void _PG_init(void) {
   DefineCustomIntVariable("agentcache.max_turn_bytes", "Largest content add_turn() accepts.", nullptr,
                           &guc::max_turn_bytes, 1024 * 1024, 1024, 1024 * 1024 * 1024, PGC_USERSET,
                           GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.map_memory", "Shared memory for prewarmed lookup maps.",
+                          "Takes effect at server start when agentcache is in shared_preload_libraries.",
+                          &guc::map_memory_kb, 16 * 1024, 1024, 16 * 1024 * 1024, startup_ctx, GUC_UNIT_KB,
+                          nullptr, nullptr, nullptr);
+  DefineCustomStringVariable("agentcache.database", "Database the agentcache background worker connects to.",
+                             nullptr, &guc::database, "postgres", startup_ctx, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.sweep_interval", "How often the background worker sweeps expired rows.",
+                          nullptr, &guc::sweep_interval_ms, 10 * 1000, 100, 24 * 3600 * 1000, PGC_SIGHUP,
+                          GUC_UNIT_MS, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.turn_retention",
+                          "Turns older than this are deleted by the background worker (0: keep forever).", nullptr,
+                          &guc::turn_retention_s, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("agentcache");
 
-  if (process_shared_preload_libraries_in_progress) shmem::install_hooks();
+  if (process_shared_preload_libraries_in_progress) {
+    shmem::install_hooks();
+    worker::register_worker();
+  }
   memory::register_callbacks();
 }

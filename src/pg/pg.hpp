@@ -35,6 +35,18 @@ extern "C" {
 #include "utils/timestamp.h"
 #include "access/htup_details.h"
 #include "access/xlog.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_namespace.h"
+#include "utils/syscache.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/datum.h"
+#include "utils/rel.h"
+#include "utils/varlena.h"
 }
 
 // PG's c.h defines these as macros; they break standard C++ headers.

@@ -3,6 +3,10 @@
 #include "pg/boundary.hpp"
 #include "pg/guc.hpp"
 #include "pg/shmem.hpp"
+#include "pg/maps.hpp"
+#include "pg/memory.hpp"
+
+#include <cstring>
 
 namespace agentcache::shmem {
 
@@ -11,13 +15,20 @@ namespace {
 constexpr const char* kTranche = "agentcache";
 constexpr const char* kStructName = "agentcache shared state";
 
-// Locks of the tranche: [0] self-test, [1..kSessionPartitions] session partitions.
-constexpr int kLockCount = 1 + static_cast<int>(kSessionPartitions);
+// Locks of the tranche: [0] self-test, [1..kSessionPartitions] session
+// partitions, then map build, map read, worker state.
+constexpr int kMapBuildLock = 1 + static_cast<int>(kSessionPartitions);
+constexpr int kMapReadLock = kMapBuildLock + 1;
+constexpr int kWorkerLock = kMapReadLock + 1;
+constexpr int kLockCount = kWorkerLock + 1;
 
 struct Shared {
   LWLockPadded* locks;
   core::SessionCache* sessions;
   std::size_t session_bytes;
+  core::MapStore* maps;
+  std::size_t map_bytes;
+  WorkerState worker;
 };
 
 bool g_preloaded = false;
@@ -29,10 +40,17 @@ std::size_t session_bytes() {
   return static_cast<std::size_t>(guc::session_memory_kb) * 1024;
 }
 
+std::size_t map_bytes() { return static_cast<std::size_t>(guc::map_memory_kb) * 1024; }
+
+std::size_t session_region() {
+  return MAXALIGN(core::SessionCache::footprint(session_bytes(), kSessionPartitions,
+                                                static_cast<std::uint32_t>(guc::session_turns)));
+}
+
 std::size_t total_size() {
   std::size_t sz = MAXALIGN(sizeof(Shared));
-  sz = add_size(sz, core::SessionCache::footprint(session_bytes(), kSessionPartitions,
-                                                  static_cast<std::uint32_t>(guc::session_turns)));
+  sz = add_size(sz, session_region());
+  sz = add_size(sz, MAXALIGN(map_bytes()));
   return sz;
 }
 
@@ -53,10 +71,14 @@ void startup_hook() {
     void* region = reinterpret_cast<char*>(sh) + MAXALIGN(sizeof(Shared));
     sh->sessions = core::SessionCache::create(region, sh->session_bytes, kSessionPartitions,
                                               static_cast<std::uint32_t>(guc::session_turns));
-    if (sh->sessions == nullptr) {
+    sh->map_bytes = map_bytes();
+    sh->maps = core::MapStore::create(static_cast<char*>(region) + session_region(), sh->map_bytes);
+    std::memset(&sh->worker, 0, sizeof sh->worker);
+    if (sh->sessions == nullptr || sh->maps == nullptr) {
       LWLockRelease(AddinShmemInitLock);
       ereport(FATAL, (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-                      errmsg("agentcache could not lay out its session cache in %zu bytes", sh->session_bytes)));
+                      errmsg("agentcache could not lay out its shared memory (%zu + %zu bytes)", sh->session_bytes,
+                             sh->map_bytes)));
     }
   }
   LWLockRelease(AddinShmemInitLock);
@@ -83,6 +105,13 @@ LWLock* selftest_lock() noexcept { return g_shared ? &g_shared->locks[0].lock : 
 
 std::size_t session_memory_limit() noexcept { return g_shared ? g_shared->session_bytes : session_bytes(); }
 
+core::MapStore* maps() noexcept { return g_shared ? g_shared->maps : nullptr; }
+LWLock* map_build_lock() noexcept { return &g_shared->locks[kMapBuildLock].lock; }
+LWLock* map_read_lock() noexcept { return &g_shared->locks[kMapReadLock].lock; }
+std::size_t map_memory_limit() noexcept { return g_shared ? g_shared->map_bytes : map_bytes(); }
+WorkerState* worker_state() noexcept { return g_shared ? &g_shared->worker : nullptr; }
+LWLock* worker_lock() noexcept { return &g_shared->locks[kWorkerLock].lock; }
+
 void install_hooks() {
   g_preloaded = true;
   prev_request_hook = shmem_request_hook;
@@ -92,3 +121,14 @@ void install_hooks() {
 }
 
 }  // namespace agentcache::shmem
+
+// _reset_memory() RETURNS void: drops this database's sessions and maps from
+// shared memory (run by the install script, so DROP + CREATE EXTENSION starts
+// from empty shared memory).
+AGENTCACHE_FUNCTION(agentcache_reset_memory) {
+  return agentcache::pg::boundary([&]() -> Datum {
+    agentcache::memory::reset_db();
+    agentcache::maps::reset_db();
+    PG_RETURN_VOID();
+  });
+}

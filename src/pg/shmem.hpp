@@ -2,6 +2,7 @@
 // and attached in shmem_startup_hook (only when preloaded).
 #pragma once
 #include "pg/pg.hpp"
+#include "agentcache/core/map_store.hpp"
 #include "agentcache/core/session_cache.hpp"
 
 namespace agentcache::shmem {
@@ -18,6 +19,40 @@ core::SessionCache* sessions() noexcept;  // nullptr when not preloaded
 LWLock* session_lock(std::uint32_t partition) noexcept;
 LWLock* selftest_lock() noexcept;
 std::size_t session_memory_limit() noexcept;  // bytes, from the GUC at start-up
+
+// Lookup maps: the store and its two locks (see core/map_store.hpp).
+core::MapStore* maps() noexcept;  // nullptr when not preloaded
+LWLock* map_build_lock() noexcept;
+LWLock* map_read_lock() noexcept;
+std::size_t map_memory_limit() noexcept;
+
+// Background worker state, guarded by worker_lock().
+constexpr int kMaxRefreshRequests = 64;
+constexpr int kMapErrorLen = 256;
+struct MapStatus {
+  bool used;
+  uint32 db;
+  char name[core::MapStore::kMaxName + 1];
+  char last_error[kMapErrorLen];  // empty: last refresh succeeded
+  TimestampTz last_refresh;       // 0: never
+  int64 entries;
+};
+struct WorkerState {
+  pid_t pid;  // 0 when not running
+  Latch* latch;
+  uint64 starts;
+  TimestampTz started_at, last_sweep, last_refresh;
+  bool reconcile;    // run a cycle: drop maps the catalog lacks, load missing ones
+  bool refresh_all;  // requests overflowed: refresh every map on the next cycle
+  int nrequests;
+  struct {
+    uint32 db;
+    char name[core::MapStore::kMaxName + 1];
+  } requests[kMaxRefreshRequests];
+  MapStatus status[core::MapStore::kMaxMaps];
+};
+WorkerState* worker_state() noexcept;  // nullptr when not preloaded
+LWLock* worker_lock() noexcept;
 
 void install_hooks();  // from _PG_init, when preloading
 

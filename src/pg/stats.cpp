@@ -2,6 +2,7 @@
 // memory; reading them scans no table.
 #include "pg/boundary.hpp"
 #include "pg/guc.hpp"
+#include "pg/maps.hpp"
 #include "pg/memory.hpp"
 #include "pg/shmem.hpp"
 
@@ -68,6 +69,37 @@ AGENTCACHE_FUNCTION(agentcache_stats) {
     values[8] = Int64GetDatum(0);
     values[9] = Int64GetDatum(static_cast<int64>(s.invalidations));
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    // one row per lookup map of this database
+    core::MapStore* ms = shmem::maps();
+    if (ms != nullptr) {
+      struct Row {
+        char name[core::MapStore::kMaxName + 1];
+        core::MapSlotStats st;
+      };
+      Row rows[core::MapStore::kMaxMaps];
+      int n = 0;
+      {
+        pg::LWLockGuard rd(shmem::map_read_lock(), LW_SHARED);
+        for (int slot = 0; slot < static_cast<int>(core::MapStore::kMaxMaps); ++slot) {
+          if (!ms->slot_used(slot) || ms->slot_db(slot) != MyDatabaseId) continue;
+          std::string_view nm = ms->slot_name(slot);
+          std::memcpy(rows[n].name, nm.data(), nm.size());
+          rows[n].name[nm.size()] = '\0';
+          rows[n].st = ms->slot_stats(slot);
+          ++n;
+        }
+      }
+      for (int i = 0; i < n; ++i) {
+        values[0] = CStringGetTextDatum("map");
+        values[1] = CStringGetTextDatum(rows[i].name);
+        values[2] = Int64GetDatum(static_cast<int64>(rows[i].st.entries));
+        values[3] = Int64GetDatum(static_cast<int64>(rows[i].st.bytes));
+        values[4] = Int64GetDatum(static_cast<int64>(rows[i].st.hits));
+        values[5] = Int64GetDatum(static_cast<int64>(rows[i].st.misses));
+        values[6] = values[7] = values[8] = values[9] = Int64GetDatum(0);
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+      }
+    }
     return Datum(0);
   });
 }
@@ -88,17 +120,38 @@ AGENTCACHE_FUNCTION(agentcache_health) {
     kv(&st, "content_bytes", jint(static_cast<int64>(s.content_bytes)));
     kv(&st, "meta_bytes", jint(static_cast<int64>(s.meta_bytes)));
     pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
-    // The background worker and lookup maps arrive with a later tier; until
-    // then health() reports them as absent rather than omitting the keys.
+    // worker and maps: copied under their locks, rendered afterwards
+    shmem::WorkerState w{};
+    if (shmem::worker_state() != nullptr) {
+      pg::LWLockGuard g(shmem::worker_lock(), LW_SHARED);
+      w = *shmem::worker_state();
+    }
+    std::size_t map_used = 0;
+    if (shmem::maps() != nullptr) {
+      pg::LWLockGuard g(shmem::map_build_lock(), LW_SHARED);
+      map_used = shmem::maps()->used_bytes();
+    }
+    const bool alive = w.pid != 0 && kill(w.pid, 0) == 0;
     begin(&st, "worker");
-    kv(&st, "pid", jnull());
-    kv(&st, "alive", jbool(false));
-    kv(&st, "last_sweep", jnull());
-    kv(&st, "last_refresh", jnull());
+    kv(&st, "pid", alive ? jint(w.pid) : jnull());
+    kv(&st, "alive", jbool(alive));
+    kv(&st, "starts", jint(static_cast<int64>(w.starts)));
+    kv(&st, "last_sweep", w.last_sweep ? jstring(timestamptz_to_str(w.last_sweep)) : jnull());
+    kv(&st, "last_refresh", w.last_refresh ? jstring(timestamptz_to_str(w.last_refresh)) : jnull());
     pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
     begin(&st, "map_memory");
-    kv(&st, "used", jint(0));
-    kv(&st, "limit", jint(0));
+    kv(&st, "used", jint(static_cast<int64>(map_used)));
+    kv(&st, "limit", jint(static_cast<int64>(shmem::map_memory_limit())));
+    pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
+    begin(&st, "maps");
+    for (const auto& ms : w.status) {
+      if (!ms.used || ms.db != MyDatabaseId) continue;
+      begin(&st, ms.name);
+      kv(&st, "last_error", ms.last_error[0] ? jstring(ms.last_error) : jnull());
+      kv(&st, "last_refresh", ms.last_refresh ? jstring(timestamptz_to_str(ms.last_refresh)) : jnull());
+      kv(&st, "entries", jint(ms.entries));
+      pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
+    }
     pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
     JsonbValue* res = pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
     PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
@@ -109,6 +162,7 @@ AGENTCACHE_FUNCTION(agentcache_health) {
 AGENTCACHE_FUNCTION(agentcache_reset_stats) {
   return pg::boundary([&]() -> Datum {
     memory::reset_stats();
+    maps::reset_stats();
     PG_RETURN_VOID();
   });
 }

@@ -1,0 +1,32 @@
+// Prewarmed lookup maps (glue): shared by the SQL functions and the worker.
+#pragma once
+#include "pg/pg.hpp"
+
+namespace agentcache::maps {
+
+struct MapDef {
+  const char* name;
+  const char* query;
+  Oid owner;
+  const char* search_path;
+};
+
+// Runs the map's query as its owner with its search_path, builds a new
+// version beside the current one and installs it (readers see the old or the
+// new version, never a mix), then records the success in shared memory.
+// Raises 42804 (wrong shape), 23505 (duplicate key), 53200 (too large) or the
+// query's own error; the previous version keeps serving. Returns entries.
+int64 reload(const MapDef& d);
+// Records a failed refresh (the worker's) in shared memory.
+void record_error(uint32 db, const char* name, const char* message) noexcept;
+// Drops shared-memory maps of this database that `keep` does not name.
+void drop_others(const char* const* keep, int n) noexcept;
+// The extension's owner (owner of schema agentcache): catalog changes run as it.
+Oid extension_owner();
+bool loaded(uint32 db, const char* name) noexcept;
+// Drops every map of this database from shared memory, with its status.
+void reset_db() noexcept;
+void reset_stats() noexcept;
+TimestampTz last_refresh(uint32 db, const char* name) noexcept;
+
+}  // namespace agentcache::maps
