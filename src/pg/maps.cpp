@@ -477,8 +477,7 @@ AGENTCACHE_FUNCTION(agentcache_drop_map) {
   return pg::boundary([&]() -> Datum {
     if (PG_ARGISNULL(0)) maps::null_arg("name");
     std::string_view name = map_name_arg(fcinfo, 0);
-    shmem::require("drop_map()");
-    PreventCommandIfReadOnly("drop_map()");
+    PreventCommandIfReadOnly("drop_map()");  // works without preload: the catalog row goes
     ensure_callbacks();
     char* nm = cstr(name);
     CatalogRow row = catalog_get(nm, true);
@@ -489,6 +488,7 @@ AGENTCACHE_FUNCTION(agentcache_drop_map) {
     catalog_exec("DELETE FROM agentcache.maps WHERE name OPERATOR(pg_catalog.=) $1", 1, types, values, nullptr);
     g_map_ddl = true;
     MapStore* s = shmem::maps();
+    if (s == nullptr) PG_RETURN_BOOL(true);
     MapStore::Offset old = core::Arena::kNull;
     {
       LWLockGuard b(shmem::map_build_lock(), LW_EXCLUSIVE);
