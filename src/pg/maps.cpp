@@ -1,5 +1,6 @@
 // Prewarmed lookup maps: agentcache.maps (catalog) and shared-memory copies
 // built by core::MapStore. lookup() reads shared memory only.
+#include "pg/args.hpp"
 #include "pg/boundary.hpp"
 #include "pg/guc.hpp"
 #include "pg/maps.hpp"
@@ -12,19 +13,13 @@
 using agentcache::core::MapEntryIn;
 using agentcache::core::MapStore;
 using agentcache::pg::LWLockGuard;
+using agentcache::pg::null_arg;
 using agentcache::pg::sql_error;
+using agentcache::pg::text_view;
 
 namespace agentcache::maps {
 
 namespace {
-
-std::string_view text_view(text* t) { return {VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)}; }
-
-[[noreturn]] void null_arg(const char* name) {
-  char msg[128];
-  pg_snprintf(msg, sizeof msg, "%s must not be null", name);
-  throw sql_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, msg);
-}
 
 shmem::MapStatus* status_slot(uint32 db, const char* name, bool create) noexcept {
   shmem::WorkerState* w = shmem::worker_state();
@@ -227,8 +222,8 @@ namespace {
 constexpr std::size_t kMaxKeyBytes = 64 * 1024;
 
 std::string_view map_name_arg(FunctionCallInfo fcinfo, int i) {
-  if (PG_ARGISNULL(i)) maps::null_arg("name");
-  std::string_view name = maps::text_view(PG_GETARG_TEXT_PP(i));
+  if (PG_ARGISNULL(i)) null_arg("name");
+  std::string_view name = text_view(PG_GETARG_TEXT_PP(i));
   if (name.empty()) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "map name must not be empty");
   if (name.size() > MapStore::kMaxName)
     throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "map name is too long", "The limit is 63 bytes.");
@@ -387,9 +382,9 @@ Datum lookup_impl(std::string_view name, std::string_view key) {
 // define_map(name text, query text, refresh interval DEFAULT '1 hour') RETURNS void
 AGENTCACHE_FUNCTION(agentcache_define_map) {
   return pg::boundary([&]() -> Datum {
-    if (PG_ARGISNULL(0)) maps::null_arg("name");
-    if (PG_ARGISNULL(1)) maps::null_arg("query");
-    if (PG_ARGISNULL(2)) maps::null_arg("refresh");
+    if (PG_ARGISNULL(0)) null_arg("name");
+    if (PG_ARGISNULL(1)) null_arg("query");
+    if (PG_ARGISNULL(2)) null_arg("refresh");
     std::string_view name = map_name_arg(fcinfo, 0);
     char* query = text_to_cstring(PG_GETARG_TEXT_PP(1));
     Interval* refresh = PG_GETARG_INTERVAL_P(2);
@@ -425,10 +420,10 @@ AGENTCACHE_FUNCTION(agentcache_define_map) {
 // lookup(name text, key text) RETURNS jsonb
 AGENTCACHE_FUNCTION(agentcache_lookup) {
   return pg::boundary([&]() -> Datum {
-    if (PG_ARGISNULL(0)) maps::null_arg("name");
-    if (PG_ARGISNULL(1)) maps::null_arg("key");
-    std::string_view name = maps::text_view(PG_GETARG_TEXT_PP(0));
-    std::string_view key = maps::text_view(PG_GETARG_TEXT_PP(1));
+    if (PG_ARGISNULL(0)) null_arg("name");
+    if (PG_ARGISNULL(1)) null_arg("key");
+    std::string_view name = text_view(PG_GETARG_TEXT_PP(0));
+    std::string_view key = text_view(PG_GETARG_TEXT_PP(1));
     if (name.size() > MapStore::kMaxName)
       throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "map name is too long", "The limit is 63 bytes.");
     if (key.size() > kMaxKeyBytes) throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "lookup key is too long");
@@ -441,8 +436,8 @@ AGENTCACHE_FUNCTION(agentcache_lookup) {
 // resolve_instance(instance text) RETURNS jsonb: lookup('instances', instance)
 AGENTCACHE_FUNCTION(agentcache_resolve_instance) {
   return pg::boundary([&]() -> Datum {
-    if (PG_ARGISNULL(0)) maps::null_arg("instance");
-    std::string_view key = maps::text_view(PG_GETARG_TEXT_PP(0));
+    if (PG_ARGISNULL(0)) null_arg("instance");
+    std::string_view key = text_view(PG_GETARG_TEXT_PP(0));
     if (key.size() > kMaxKeyBytes) throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "instance is too long");
     Datum d = lookup_impl("instances", key);
     if (d == PointerGetDatum(nullptr)) PG_RETURN_NULL();
@@ -453,7 +448,7 @@ AGENTCACHE_FUNCTION(agentcache_resolve_instance) {
 // refresh_map(name text) RETURNS bigint
 AGENTCACHE_FUNCTION(agentcache_refresh_map) {
   return pg::boundary([&]() -> Datum {
-    if (PG_ARGISNULL(0)) maps::null_arg("name");
+    if (PG_ARGISNULL(0)) null_arg("name");
     std::string_view name = map_name_arg(fcinfo, 0);
     shmem::require("refresh_map()");
     char* nm = cstr(name);
@@ -475,7 +470,7 @@ AGENTCACHE_FUNCTION(agentcache_refresh_map) {
 // drop_map(name text) RETURNS boolean
 AGENTCACHE_FUNCTION(agentcache_drop_map) {
   return pg::boundary([&]() -> Datum {
-    if (PG_ARGISNULL(0)) maps::null_arg("name");
+    if (PG_ARGISNULL(0)) null_arg("name");
     std::string_view name = map_name_arg(fcinfo, 0);
     PreventCommandIfReadOnly("drop_map()");  // works without preload: the catalog row goes
     ensure_callbacks();

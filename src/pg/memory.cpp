@@ -14,6 +14,7 @@
 //    snapshot, and publishes only if no commit touched the key meanwhile.
 //  * A transaction with pending changes to a session reads that session from
 //    the table (ordinary visibility: it sees its own uncommitted turns).
+#include "pg/args.hpp"
 #include "pg/boundary.hpp"
 #include "pg/guc.hpp"
 #include "pg/memory.hpp"
@@ -28,7 +29,9 @@ using agentcache::core::SessionTable;
 using agentcache::core::TurnData;
 using agentcache::core::TurnRecord;
 using agentcache::pg::LWLockGuard;
+using agentcache::pg::null_arg;
 using agentcache::pg::sql_error;
+using agentcache::pg::text_view;
 
 namespace agentcache::memory {
 
@@ -38,14 +41,6 @@ constexpr std::size_t kMaxSessionIdBytes = 256;
 constexpr uint16 kLockSpaceTurns = 0xAC01;  // advisory field4 no application lock uses (they use 1 and 2)
 
 // ------------------------------------------------------------------ helpers
-
-std::string_view text_view(text* t) { return {VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)}; }
-
-[[noreturn]] void null_arg(const char* name) {
-  char msg[128];
-  pg_snprintf(msg, sizeof msg, "%s must not be null", name);
-  throw sql_error(ERRCODE_NULL_VALUE_NOT_ALLOWED, msg);
-}
 
 std::string_view session_arg(FunctionCallInfo fcinfo, int i) {
   if (PG_ARGISNULL(i)) null_arg("session_id");
