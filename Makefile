@@ -35,8 +35,8 @@ $(CORE_OBJS): CPPFLAGS := -I$(srcdir)/include
 # Tests. PGXS "make check" is unsupported, so each suite runs in its own
 # throwaway instance (pg_regress --temp-instance). Run as a non-root user
 # after "make install" (scripts/test.sh does both).
-REGRESS_SUITES = setup boundary memory memory_errors memory_trim memory_dml security stats
-ISOLATION_SUITES = commit_visibility rollback_invisible concurrent_seq
+REGRESS_SUITES = setup boundary memory memory_errors memory_trim memory_dml security stats maps
+ISOLATION_SUITES = commit_visibility rollback_invisible concurrent_seq map_swap map_define_race
 PG_REGRESS_BIN   = $(top_builddir)/src/test/regress/pg_regress
 PG_ISOLATION_BIN = $(top_builddir)/src/test/isolation/pg_isolation_regress
 TEST_PORT ?= 55432
@@ -53,7 +53,7 @@ check-nopreload:
 check-isolation:
 	$(PG_ISOLATION_BIN) --inputdir=test/isolation --outputdir=output_iso --bindir='$(bindir)' \
 	  --temp-instance=./tmp_check_iso --temp-config=test/preload.conf --port=$(TEST_PORT) \
-	  --dbname=isolation_regression $(ISOLATION_SUITES)
+	  --dbname=contrib_regression $(ISOLATION_SUITES)
 
 check-tap:
 	rm -rf tmp_check_tap && mkdir -p tmp_check_tap && \

@@ -41,8 +41,9 @@ void record_success(uint32 db, const char* name, int64 entries) noexcept {
   shmem::MapStatus* st = status_slot(db, name, true);
   if (st == nullptr) return;
   st->last_error[0] = '\0';
-  st->last_refresh = GetCurrentTimestamp();
+  st->last_refresh = st->last_attempt = GetCurrentTimestamp();
   st->entries = entries;
+  st->definer_xid = InvalidTransactionId;  // define_map sets it again after this
   shmem::worker_state()->last_refresh = st->last_refresh;
 }
 
@@ -160,26 +161,73 @@ int64 reload(const MapDef& d) {
 void record_error(uint32 db, const char* name, const char* message) noexcept {
   LWLockGuard g(shmem::worker_lock(), LW_EXCLUSIVE);
   shmem::MapStatus* st = status_slot(db, name, true);
-  if (st != nullptr) strlcpy(st->last_error, message ? message : "error", sizeof st->last_error);
+  if (st == nullptr) return;
+  strlcpy(st->last_error, message ? message : "error", sizeof st->last_error);
+  st->last_attempt = GetCurrentTimestamp();
 }
 
-void drop_others(const char* const* keep, int n) noexcept {
+namespace {
+// A definer's transaction state. The xid is copied under the worker lock;
+// its state is read afterwards (the clog lookup may do I/O and, in theory,
+// raise: never with an LWLock held).
+enum class Definer { None, Running, Committed, Aborted };
+Definer definer_state(uint32 db, const char* name) {
+  TransactionId xid = InvalidTransactionId;
+  {
+    LWLockGuard g(shmem::worker_lock(), LW_SHARED);
+    shmem::MapStatus* st = status_slot(db, name, false);
+    if (st != nullptr) xid = st->definer_xid;
+  }
+  if (!TransactionIdIsValid(xid)) return Definer::None;
+  if (TransactionIdIsInProgress(xid)) return Definer::Running;
+  return TransactionIdDidCommit(xid) ? Definer::Committed : Definer::Aborted;
+}
+}  // namespace
+
+bool definer_aborted(uint32 db, const char* name) { return definer_state(db, name) == Definer::Aborted; }
+
+void mark_defined_here(uint32 db, const char* name) {
+  TransactionId xid = GetTopTransactionId();  // may assign one: before taking the lock
+  LWLockGuard g(shmem::worker_lock(), LW_EXCLUSIVE);
+  shmem::MapStatus* st = status_slot(db, name, true);
+  if (st != nullptr) st->definer_xid = xid;
+}
+
+void forget_status(uint32 db, const char* name) noexcept {
+  LWLockGuard g(shmem::worker_lock(), LW_EXCLUSIVE);
+  shmem::MapStatus* st = status_slot(db, name, false);
+  if (st != nullptr) st->used = false;
+}
+
+void drop_others(const char* const* keep, int n) {
   MapStore* s = store();
-  LWLockGuard b(shmem::map_build_lock(), LW_EXCLUSIVE);
-  for (int slot = 0; slot < static_cast<int>(MapStore::kMaxMaps); ++slot) {
-    if (!s->slot_used(slot) || s->slot_db(slot) != MyDatabaseId) continue;
-    std::string_view name = s->slot_name(slot);
-    bool wanted = false;
-    for (int i = 0; i < n && !wanted; ++i) wanted = name == keep[i];
-    if (wanted) continue;
-    char buf[MapStore::kMaxName + 1];
-    strlcpy(buf, name.data(), name.size() + 1);
+  char names[MapStore::kMaxMaps][MapStore::kMaxName + 1];
+  int ndrop = 0;
+  {
+    LWLockGuard rd(shmem::map_read_lock(), LW_SHARED);
+    for (int slot = 0; slot < static_cast<int>(MapStore::kMaxMaps); ++slot) {
+      if (!s->slot_used(slot) || s->slot_db(slot) != MyDatabaseId) continue;
+      std::string_view name = s->slot_name(slot);
+      bool wanted = false;
+      for (int i = 0; i < n && !wanted; ++i) wanted = name == keep[i];
+      if (wanted) continue;
+      std::memcpy(names[ndrop], name.data(), name.size());
+      names[ndrop++][name.size()] = '\0';
+    }
+  }
+  for (int i = 0; i < ndrop; ++i) {
+    const Definer d = definer_state(MyDatabaseId, names[i]);
+    if (d == Definer::Running || d == Definer::Committed) continue;  // newer than our catalog snapshot
     MapStore::Offset old = core::Arena::kNull;
     {
-      LWLockGuard rd(shmem::map_read_lock(), LW_EXCLUSIVE);
-      s->remove(MyDatabaseId, buf, &old);
+      LWLockGuard b(shmem::map_build_lock(), LW_EXCLUSIVE);
+      {
+        LWLockGuard rd(shmem::map_read_lock(), LW_EXCLUSIVE);
+        s->remove(MyDatabaseId, names[i], &old);
+      }
+      s->free_version(old);
     }
-    s->free_version(old);
+    forget_status(MyDatabaseId, names[i]);
   }
 }
 
@@ -205,10 +253,11 @@ bool loaded(uint32 db, const char* name) noexcept {
   return store()->find(db, name) != MapStore::kNoSlot;
 }
 
-TimestampTz last_refresh(uint32 db, const char* name) noexcept {
+void timing(uint32 db, const char* name, TimestampTz* last_ok, TimestampTz* last_try) noexcept {
   LWLockGuard g(shmem::worker_lock(), LW_SHARED);
   shmem::MapStatus* st = status_slot(db, name, false);
-  return st ? st->last_refresh : 0;
+  *last_ok = st ? st->last_refresh : 0;
+  *last_try = st ? st->last_attempt : 0;
 }
 
 }  // namespace agentcache::maps
@@ -339,8 +388,8 @@ void ensure_callbacks() {
 char* g_value_buf = nullptr;
 std::size_t g_value_cap = 0;
 
-Datum lookup_impl(std::string_view name, std::string_view key) {
-  shmem::require("lookup()");
+Datum lookup_impl(const char* what, std::string_view name, std::string_view key) {
+  shmem::require(what);
   MapStore* s = shmem::maps();
   char namebuf[MapStore::kMaxName + 1];
   std::memcpy(namebuf, name.data(), name.size());
@@ -403,6 +452,7 @@ AGENTCACHE_FUNCTION(agentcache_define_map) {
     d.search_path = pstrdup(GetConfigOption("search_path", false, false));
     g_map_ddl = true;
     int64 entries = maps::reload(d);
+    maps::mark_defined_here(MyDatabaseId, nm);
     Oid types[6] = {TEXTOID, TEXTOID, INTERVALOID, OIDOID, TEXTOID, INT8OID};
     Datum values[6] = {CStringGetTextDatum(nm), CStringGetTextDatum(query), PG_GETARG_DATUM(2),
                        ObjectIdGetDatum(d.owner), CStringGetTextDatum(d.search_path), Int64GetDatum(entries)};
@@ -427,7 +477,7 @@ AGENTCACHE_FUNCTION(agentcache_lookup) {
     if (name.size() > MapStore::kMaxName)
       throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "map name is too long", "The limit is 63 bytes.");
     if (key.size() > kMaxKeyBytes) throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "lookup key is too long");
-    Datum d = lookup_impl(name, key);
+    Datum d = lookup_impl("lookup()", name, key);
     if (d == PointerGetDatum(nullptr)) PG_RETURN_NULL();
     return d;
   });
@@ -439,7 +489,7 @@ AGENTCACHE_FUNCTION(agentcache_resolve_instance) {
     if (PG_ARGISNULL(0)) null_arg("instance");
     std::string_view key = text_view(PG_GETARG_TEXT_PP(0));
     if (key.size() > kMaxKeyBytes) throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "instance is too long");
-    Datum d = lookup_impl("instances", key);
+    Datum d = lookup_impl("resolve_instance()", "instances", key);
     if (d == PointerGetDatum(nullptr)) PG_RETURN_NULL();
     return d;
   });
@@ -493,6 +543,7 @@ AGENTCACHE_FUNCTION(agentcache_drop_map) {
       }
       s->free_version(old);
     }
+    maps::forget_status(MyDatabaseId, nm);
     PG_RETURN_BOOL(true);
   });
 }

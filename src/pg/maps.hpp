@@ -19,14 +19,24 @@ struct MapDef {
 int64 reload(const MapDef& d);
 // Records a failed refresh (the worker's) in shared memory.
 void record_error(uint32 db, const char* name, const char* message) noexcept;
-// Drops shared-memory maps of this database that `keep` does not name.
-void drop_others(const char* const* keep, int n) noexcept;
+// Drops shared-memory maps of this database that `keep` does not name,
+// except those a define_map transaction built that is in progress or
+// committed (the catalog snapshot may predate it).
+void drop_others(const char* const* keep, int n);
+// True when define_map installed this map in a transaction that aborted:
+// memory holds a version the catalog does not describe.
+bool definer_aborted(uint32 db, const char* name);
+// Marks the map as built by the current transaction (define_map).
+void mark_defined_here(uint32 db, const char* name);
+// Forgets a map's status (drop_map).
+void forget_status(uint32 db, const char* name) noexcept;
 // The extension's owner (owner of schema agentcache): catalog changes run as it.
 Oid extension_owner();
 bool loaded(uint32 db, const char* name) noexcept;
 // Drops every map of this database from shared memory, with its status.
 void reset_db() noexcept;
 void reset_stats() noexcept;
-TimestampTz last_refresh(uint32 db, const char* name) noexcept;
+// Last successful refresh and last attempt (0: never).
+void timing(uint32 db, const char* name, TimestampTz* last_ok, TimestampTz* last_try) noexcept;
 
 }  // namespace agentcache::maps

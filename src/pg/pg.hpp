@@ -43,6 +43,8 @@ extern "C" {
 #include "postmaster/interrupt.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
+#include "access/transam.h"
 #include "tcop/tcopprot.h"
 #include "utils/datum.h"
 #include "utils/rel.h"

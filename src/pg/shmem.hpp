@@ -34,8 +34,13 @@ struct MapStatus {
   uint32 db;
   char name[core::MapStore::kMaxName + 1];
   char last_error[kMapErrorLen];  // empty: last refresh succeeded
-  TimestampTz last_refresh;       // 0: never
+  TimestampTz last_refresh;       // last success; 0: never
+  TimestampTz last_attempt;       // last attempt, failed or not; 0: never
   int64 entries;
+  // Set by define_map: shared memory holds a version its transaction built.
+  // The worker keeps such a map while that transaction is in progress or
+  // committed, and reloads it from the catalog if it aborted.
+  TransactionId definer_xid;
 };
 struct WorkerState {
   pid_t pid;  // 0 when not running

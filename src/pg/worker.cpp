@@ -50,8 +50,8 @@ int64 sweep_turn_retention() {
     int rc = SPI_execute_with_args(
         "DELETE FROM agentcache.turns WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
         " SELECT ctid FROM agentcache.turns"
-        " WHERE created_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-)"
-        " pg_catalog.make_interval(secs => $1::pg_catalog.float8) LIMIT $2))",
+        " WHERE created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+        " pg_catalog.make_interval(secs => $1::pg_catalog.float8)) LIMIT $2))",  // OPERATOR() has one precedence
         2, types, values, nullptr, false, 0);
     if (rc != SPI_OK_DELETE) elog(ERROR, "agentcache: turn retention sweep failed");
     int64 n = static_cast<int64>(SPI_processed);
@@ -209,19 +209,28 @@ int64 maps_cycle(bool everything) {
     auto** names = static_cast<const char**>(palloc(sizeof(char*) * (n ? n : 1)));
     for (int i = 0; i < n; ++i) names[i] = v[i].def.name;
     maps::drop_others(names, n);
-    const TimestampTz now = GetCurrentTimestamp();
     for (int i = 0; i < n; ++i) {
-      const bool asked = requested(req, v[i].def.name);
-      const TimestampTz last = maps::last_refresh(MyDatabaseId, v[i].def.name);
-      const bool due = everything || asked || !maps::loaded(MyDatabaseId, v[i].def.name) || last == 0 ||
-                       now >= TimestampTzPlusMilliseconds(last, v[i].refresh_ms);
+      const CatalogMap& m = v[i];
+      // The next attempt is one interval after the later of the last success
+      // and the last attempt (a failing map retries on its interval, never in
+      // a loop); a map not in memory retries at most every sweep_interval.
+      TimestampTz last_ok = 0, last_try = 0;
+      maps::timing(MyDatabaseId, m.def.name, &last_ok, &last_try);
+      const bool in_memory = maps::loaded(MyDatabaseId, m.def.name);
+      int64 interval_ms = m.refresh_ms;
+      if (!in_memory && interval_ms > guc::sweep_interval_ms) interval_ms = guc::sweep_interval_ms;
+      const TimestampTz base = last_ok > last_try ? last_ok : last_try;
+      const TimestampTz next = TimestampTzPlusMilliseconds(base, interval_ms);
+      const bool due = everything || requested(req, m.def.name) || base == 0 ||
+                       maps::definer_aborted(MyDatabaseId, m.def.name) || GetCurrentTimestamp() >= next;
       if (due) {
-        refresh_one(v[i]);
+        refresh_one(m);
         CHECK_FOR_INTERRUPTS();
+        maps::timing(MyDatabaseId, m.def.name, &last_ok, &last_try);
       }
-      TimestampTz last2 = maps::last_refresh(MyDatabaseId, v[i].def.name);
-      if (last2 == 0) last2 = GetCurrentTimestamp();  // failed: retry after its interval
-      int64 wait = v[i].refresh_ms - (GetCurrentTimestamp() - last2) / 1000;
+      const TimestampTz after = last_ok > last_try ? last_ok : last_try;
+      int64 wait = (TimestampTzPlusMilliseconds(after ? after : GetCurrentTimestamp(), interval_ms) -
+                    GetCurrentTimestamp()) / 1000;
       if (wait < next_ms) next_ms = wait;
     }
   }

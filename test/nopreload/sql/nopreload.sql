@@ -95,6 +95,70 @@ SELECT agentcache._boundary_selftest('cxx_lwlock');
 \set VERBOSITY default
 SELECT 1 AS still_alive;
 
+-- lookup maps need shared memory: lookup, resolve_instance, define_map and
+-- refresh_map raise 55000 with the hint (default verbosity)
+SELECT agentcache.lookup('instances', 'wa-1');
+SELECT agentcache.resolve_instance('wa-1');
+SELECT agentcache.define_map('instances', $$SELECT 'wa-1'::text, '{}'::jsonb$$);
+SELECT agentcache.refresh_map('instances');
+\set VERBOSITY sqlstate
+-- argument errors come first (22004, then 22023/54000, then 55000) ...
+SELECT agentcache.lookup(NULL, 'k');
+SELECT agentcache.lookup('instances', NULL);
+SELECT agentcache.resolve_instance(NULL);
+SELECT agentcache.define_map(NULL, 'SELECT 1');
+SELECT agentcache.define_map('m', NULL);
+SELECT agentcache.define_map('m', 'SELECT 1', NULL);
+SELECT agentcache.define_map('', 'SELECT 1');
+SELECT agentcache.define_map('m', 'SELECT 1', '0');
+SELECT agentcache.define_map(repeat('x', 64), 'SELECT 1');
+SELECT agentcache.refresh_map(NULL);
+SELECT agentcache.refresh_map('');
+SELECT agentcache.refresh_map(repeat('x', 64));
+SELECT agentcache.lookup(repeat('x', 64), 'k');
+-- ... then 55000, before 25006 (read-only) and 42704 (unknown map)
+SELECT agentcache.lookup('no_such_map', 'k');
+SELECT agentcache.refresh_map('no_such_map');
+BEGIN READ ONLY;
+SELECT agentcache.define_map('m', 'SELECT 1');
+ROLLBACK;
+\set VERBOSITY default
+-- nothing was defined
+SELECT count(*) AS maps FROM agentcache.maps;
+-- drop_map works without shared memory: an unknown name is no error
+SELECT agentcache.drop_map('no_such_map') AS dropped;
+\set VERBOSITY sqlstate
+SELECT agentcache.drop_map(NULL);
+SELECT agentcache.drop_map('');
+BEGIN READ ONLY;
+SELECT agentcache.drop_map('no_such_map');
+ROLLBACK;
+\set VERBOSITY default
+-- refresh_trigger is not listed as raising 55000: changes to a source table work
+CREATE TABLE np_src (k text PRIMARY KEY, v int);
+CREATE TRIGGER np_src_stmt AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON np_src
+   FOR EACH STATEMENT EXECUTE FUNCTION agentcache.refresh_trigger('instances');
+CREATE TRIGGER np_src_row AFTER INSERT OR UPDATE OR DELETE ON np_src
+   FOR EACH ROW EXECUTE FUNCTION agentcache.refresh_trigger('instances');
+INSERT INTO np_src VALUES ('a', 1), ('b', 2);
+BEGIN;
+UPDATE np_src SET v = v + 1;
+DELETE FROM np_src WHERE k = 'a';
+COMMIT;
+BEGIN;
+INSERT INTO np_src VALUES ('c', 3);
+ROLLBACK;
+TRUNCATE np_src;
+SELECT count(*) AS rows_left FROM np_src;
+DROP TABLE np_src;
+-- health(): no worker, map_memory reported; stats(): no map rows
+SELECT agentcache.health()->'worker'->'alive' AS worker_alive,
+       agentcache.health()->'worker'->'pid' AS worker_pid,
+       agentcache.health()->'map_memory' ?& ARRAY['used', 'limit'] AS map_memory_keys,
+       (agentcache.health()->'map_memory'->>'used') ~ '^[0-9]+$' AS map_used_is_integer,
+       (agentcache.health()->'map_memory'->>'limit') ~ '^[0-9]+$' AS map_limit_is_integer;
+SELECT count(*) AS map_rows FROM agentcache.stats() WHERE tier = 'map';
+
 -- forget_session deletes the history
 SELECT agentcache.forget_session('np-1') AS deleted, agentcache.forget_session('np-2') AS deleted2;
 SELECT agentcache.get_context('np-1') AS after_forget;
