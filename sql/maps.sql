@@ -379,6 +379,9 @@ SELECT wait_until($$agentcache.resolve_instance('wa-300') IS NULL
 SELECT entries FROM agentcache.maps WHERE name = 'instances';
 -- after ROLLBACK no refresh happens
 SELECT wait_until($$(SELECT entries = 3 FROM agentcache.maps WHERE name = 'instances')$$) AS settled;
+-- the worker installs the new version, then records it in health(), then
+-- commits the catalog row: let that refresh finish before taking the baseline
+SELECT pg_sleep(0.5);
 SELECT agentcache.health()->'maps'->'instances'->>'last_refresh' AS lr0 \gset
 SELECT last_refresh AS clr0 FROM agentcache.maps WHERE name = 'instances' \gset
 BEGIN;
