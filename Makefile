@@ -6,9 +6,10 @@ MODULE_big  = agentcache
 EXTVERSION  = 0.1.0
 DATA        = sql/agentcache--$(EXTVERSION).sql
 
-CORE_OBJS   = src/core/arena.o src/core/session_cache.o src/core/jsonb_writer.o src/core/map_store.o
+CORE_OBJS   = src/core/arena.o src/core/session_cache.o src/core/jsonb_writer.o src/core/map_store.o \
+              src/core/tag_template.o
 GLUE_OBJS   = src/pg/module.o src/pg/boundary.o src/pg/shmem.o src/pg/memory.o src/pg/maps.o \
-              src/pg/worker.o src/pg/stats.o
+              src/pg/worker.o src/pg/ttl.o src/pg/stats.o
 OBJS        = $(CORE_OBJS) $(GLUE_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src

@@ -112,6 +112,80 @@ LANGUAGE C;
 -- turn retention (agentcache.turn_retention) scans by age
 CREATE INDEX turns_created_at_brin ON agentcache.turns USING brin (created_at);
 
+-- ---------------------------------------------------------------- TTL cache
+
+-- The cache itself: UNLOGGED (no WAL; emptied by PostgreSQL after a crash).
+-- Keys compare bytewise (COLLATE "C"): they are identifiers, not prose.
+CREATE UNLOGGED TABLE agentcache.entries (
+    namespace   text COLLATE "C" NOT NULL,
+    key         text COLLATE "C" NOT NULL,
+    value       jsonb       NOT NULL,
+    tags        text[]      NOT NULL DEFAULT '{}',
+    expires_at  timestamptz,
+    stored_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (namespace, key)
+);
+CREATE INDEX entries_tags ON agentcache.entries USING gin (tags);
+CREATE INDEX entries_expires_at ON agentcache.entries (expires_at) WHERE expires_at IS NOT NULL;
+
+CREATE TABLE agentcache.namespaces (
+    namespace   text COLLATE "C" PRIMARY KEY,
+    default_ttl interval,
+    max_entries bigint
+);
+COMMENT ON TABLE agentcache.namespaces IS 'TTL cache namespaces; change them only through configure_namespace (put creates one with defaults)';
+SELECT pg_catalog.pg_extension_config_dump('agentcache.namespaces', '');
+
+CREATE FUNCTION agentcache.put(namespace text, key text, value jsonb, ttl interval DEFAULT NULL, tags text[] DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'agentcache_put'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.get(namespace text, key text)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'agentcache_get'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.get_stale(namespace text, key text, max_stale interval)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'agentcache_get_stale'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.fetch(namespace text, key text, query text, ttl interval DEFAULT NULL, stale_if_error interval DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'agentcache_fetch'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.invalidate(namespace text, key text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'agentcache_invalidate'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.invalidate_tag(tag text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'agentcache_invalidate_tag'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.clear(namespace text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'agentcache_clear'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.clear_all()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'agentcache_clear_all'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.configure_namespace(namespace text, default_ttl interval, max_entries bigint DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'agentcache_configure_namespace'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.invalidate_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'agentcache_invalidate_trigger'
+LANGUAGE C;
+
 -- ---------------------------------------------------------------- observability
 
 CREATE FUNCTION agentcache.stats()
@@ -159,6 +233,7 @@ BEGIN
     EXECUTE format('GRANT USAGE ON SCHEMA agentcache TO %s', role);
     EXECUTE format('GRANT SELECT, INSERT, DELETE ON agentcache.turns TO %s', role);
     EXECUTE format('GRANT SELECT ON agentcache.stats TO %s', role);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON agentcache.entries TO %s', role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION agentcache.add_turn(text, text, text, jsonb),'
                    ' agentcache.get_context(text, integer, integer),'
                    ' agentcache.get_turns(text, integer),'
@@ -167,11 +242,19 @@ BEGIN
                    ' agentcache.forget_session(text),'
                    ' agentcache.lookup(text, text), agentcache.resolve_instance(text),'
                    ' agentcache.refresh_map(text),'
+                   ' agentcache.put(text, text, jsonb, interval, text[]), agentcache.get(text, text),'
+                   ' agentcache.get_stale(text, text, interval),'
+                   ' agentcache.fetch(text, text, text, interval, interval),'
+                   ' agentcache.invalidate(text, text), agentcache.invalidate_tag(text),'
+                   ' agentcache.clear(text),'
                    ' agentcache.stats(), agentcache.health() TO %s', role);
 END
 $$;
 
 REVOKE ALL ON agentcache.maps FROM PUBLIC;
+REVOKE ALL ON agentcache.namespaces FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentcache.clear_all() FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentcache.configure_namespace(text, interval, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentcache.define_map(text, text, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentcache.drop_map(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentcache.reset_stats() FROM PUBLIC;

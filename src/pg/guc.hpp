@@ -10,4 +10,6 @@ extern int map_memory_kb;      // agentcache.map_memory (postmaster)
 extern char* database;         // agentcache.database (postmaster)
 extern int sweep_interval_ms;  // agentcache.sweep_interval (sighup)
 extern int turn_retention_s;   // agentcache.turn_retention (sighup; 0 = keep)
+extern int default_ttl_s;      // agentcache.default_ttl (user)
+extern int stale_retention_s;  // agentcache.stale_retention (sighup)
 }  // namespace agentcache::guc

@@ -19,6 +19,8 @@ int map_memory_kb = 16 * 1024;
 char* database = nullptr;
 int sweep_interval_ms = 10 * 1000;
 int turn_retention_s = 0;
+int default_ttl_s = 5 * 60;
+int stale_retention_s = 15 * 60;
 }  // namespace agentcache::guc
 
 void _PG_init(void) {
@@ -54,6 +56,13 @@ void _PG_init(void) {
   DefineCustomIntVariable("agentcache.turn_retention",
                           "Turns older than this are deleted by the background worker (0: keep forever).", nullptr,
                           &guc::turn_retention_s, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.default_ttl",
+                          "TTL a namespace created by its first put() gets as its default_ttl.", nullptr,
+                          &guc::default_ttl_s, 5 * 60, 1, INT_MAX, PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.stale_retention",
+                          "How long expired TTL entries are kept for get_stale() and stale_if_error.", nullptr,
+                          &guc::stale_retention_s, 15 * 60, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+                          nullptr);
   MarkGUCPrefixReserved("agentcache");
 
   if (process_shared_preload_libraries_in_progress) {

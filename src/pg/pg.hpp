@@ -49,6 +49,15 @@ extern "C" {
 #include "utils/datum.h"
 #include "utils/rel.h"
 #include "utils/varlena.h"
+#include "access/genam.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/stratnum.h"
+#include "executor/tuptable.h"
+#include "utils/array.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 }
 
 // PG's c.h defines these as macros; they break standard C++ headers.

@@ -20,7 +20,8 @@ constexpr const char* kStructName = "agentcache shared state";
 constexpr int kMapBuildLock = 1 + static_cast<int>(kSessionPartitions);
 constexpr int kMapReadLock = kMapBuildLock + 1;
 constexpr int kWorkerLock = kMapReadLock + 1;
-constexpr int kLockCount = kWorkerLock + 1;
+constexpr int kTtlLock = kWorkerLock + 1;
+constexpr int kLockCount = kTtlLock + 1;
 
 struct Shared {
   LWLockPadded* locks;
@@ -29,6 +30,7 @@ struct Shared {
   core::MapStore* maps;
   std::size_t map_bytes;
   WorkerState worker;
+  TtlNamespace ttl[kTtlNamespaces];
 };
 
 bool g_preloaded = false;
@@ -74,6 +76,12 @@ void startup_hook() {
     sh->map_bytes = map_bytes();
     sh->maps = core::MapStore::create(static_cast<char*>(region) + session_region(), sh->map_bytes);
     std::memset(&sh->worker, 0, sizeof sh->worker);
+    std::memset(sh->ttl, 0, sizeof sh->ttl);
+    for (auto& ns : sh->ttl) {
+      for (pg_atomic_uint64* a : {&ns.c.hits, &ns.c.misses, &ns.c.stale_hits, &ns.c.evictions, &ns.c.expirations,
+                                  &ns.c.invalidations, &ns.c.entries, &ns.c.bytes})
+        pg_atomic_init_u64(a, 0);
+    }
     if (sh->sessions == nullptr || sh->maps == nullptr) {
       LWLockRelease(AddinShmemInitLock);
       ereport(FATAL, (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
@@ -111,6 +119,8 @@ LWLock* map_read_lock() noexcept { return &g_shared->locks[kMapReadLock].lock; }
 std::size_t map_memory_limit() noexcept { return g_shared ? g_shared->map_bytes : map_bytes(); }
 WorkerState* worker_state() noexcept { return g_shared ? &g_shared->worker : nullptr; }
 LWLock* worker_lock() noexcept { return &g_shared->locks[kWorkerLock].lock; }
+TtlNamespace* ttl_namespaces() noexcept { return g_shared ? g_shared->ttl : nullptr; }
+LWLock* ttl_lock() noexcept { return &g_shared->locks[kTtlLock].lock; }
 
 void install_hooks() {
   g_preloaded = true;

@@ -57,6 +57,22 @@ struct WorkerState {
   MapStatus status[core::MapStore::kMaxMaps];
 };
 WorkerState* worker_state() noexcept;  // nullptr when not preloaded
+
+// TTL cache: per-namespace counters (the data lives in agentcache.entries).
+// Slots are found by (db, name) under ttl_lock(); counters are atomics.
+constexpr int kTtlNamespaces = 1024;
+struct TtlCounters {
+  pg_atomic_uint64 hits, misses, stale_hits, evictions, expirations, invalidations;
+  pg_atomic_uint64 entries, bytes;  // estimates, re-counted by the worker
+};
+struct TtlNamespace {
+  bool used;
+  uint32 db;
+  char name[64];
+  TtlCounters c;
+};
+TtlNamespace* ttl_namespaces() noexcept;  // kTtlNamespaces slots; nullptr when not preloaded
+LWLock* ttl_lock() noexcept;
 LWLock* worker_lock() noexcept;
 
 void install_hooks();  // from _PG_init, when preloading

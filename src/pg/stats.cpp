@@ -4,6 +4,7 @@
 #include "pg/guc.hpp"
 #include "pg/maps.hpp"
 #include "pg/memory.hpp"
+#include "pg/ttl.hpp"
 #include "pg/shmem.hpp"
 
 #include <cstring>
@@ -69,6 +70,38 @@ AGENTCACHE_FUNCTION(agentcache_stats) {
     values[8] = Int64GetDatum(0);
     values[9] = Int64GetDatum(static_cast<int64>(s.invalidations));
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    // one row per TTL namespace of this database (counters are atomics; the
+    // slot table is read under its lock, rows are emitted after)
+    shmem::TtlNamespace* ttl = shmem::ttl_namespaces();
+    if (ttl != nullptr) {
+      struct TtlRow {
+        char name[64];
+        uint64 v[8];
+      };
+      auto* rows = static_cast<TtlRow*>(palloc(sizeof(TtlRow) * shmem::kTtlNamespaces));
+      int n = 0;
+      {
+        pg::LWLockGuard g(shmem::ttl_lock(), LW_SHARED);
+        for (int i = 0; i < shmem::kTtlNamespaces; ++i) {
+          const shmem::TtlNamespace& ns = ttl[i];
+          if (!ns.used || ns.db != MyDatabaseId) continue;
+          TtlRow& r = rows[n++];
+          std::memcpy(r.name, ns.name, sizeof r.name);
+          auto* c = const_cast<shmem::TtlCounters*>(&ns.c);
+          uint64 vals[8] = {pg_atomic_read_u64(&c->entries),   pg_atomic_read_u64(&c->bytes),
+                            pg_atomic_read_u64(&c->hits),      pg_atomic_read_u64(&c->misses),
+                            pg_atomic_read_u64(&c->stale_hits), pg_atomic_read_u64(&c->evictions),
+                            pg_atomic_read_u64(&c->expirations), pg_atomic_read_u64(&c->invalidations)};
+          std::memcpy(r.v, vals, sizeof vals);
+        }
+      }
+      for (int i = 0; i < n; ++i) {
+        values[0] = CStringGetTextDatum("ttl");
+        values[1] = CStringGetTextDatum(rows[i].name);
+        for (int k = 0; k < 8; ++k) values[2 + k] = Int64GetDatum(static_cast<int64>(rows[i].v[k]));
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+      }
+    }
     // one row per lookup map of this database
     core::MapStore* ms = shmem::maps();
     if (ms != nullptr) {
@@ -163,6 +196,7 @@ AGENTCACHE_FUNCTION(agentcache_reset_stats) {
   return pg::boundary([&]() -> Datum {
     memory::reset_stats();
     maps::reset_stats();
+    ttl::reset_stats();
     PG_RETURN_VOID();
   });
 }
