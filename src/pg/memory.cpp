@@ -19,6 +19,7 @@
 #include "pg/guc.hpp"
 #include "pg/memory.hpp"
 #include "pg/shmem.hpp"
+#include "pg/spi.hpp"
 #include "agentcache/core/jsonb_writer.hpp"
 
 #include <cstring>
@@ -243,15 +244,6 @@ SPIPlanPtr g_read_plan = nullptr;
 SPIPlanPtr g_insert_plan = nullptr;
 SPIPlanPtr g_delete_plan = nullptr;
 
-SPIPlanPtr prepare(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types) {
-  if (*slot == nullptr) {
-    SPIPlanPtr p = SPI_prepare(sql, nargs, types);
-    if (p == nullptr) elog(ERROR, "agentcache: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-    SPI_keepplan(p);
-    *slot = p;
-  }
-  return *slot;
-}
 
 // Newest `limit` turns of a session, oldest first, copied into the caller's
 // memory context. latest: read with a fresh snapshot (cache loads) instead of
@@ -260,7 +252,7 @@ LTurns table_read(std::string_view key, int64 limit, bool latest) {
   LTurns out;
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
   Oid types[2] = {TEXTOID, INT8OID};
-  SPIPlanPtr plan = prepare(&g_read_plan,
+  SPIPlanPtr plan = pg::kept_plan(&g_read_plan,
                             "SELECT seq, role, content, meta, created_at FROM agentcache.turns"
                             " WHERE session_id OPERATOR(pg_catalog.=) $1"
                             " ORDER BY seq DESC LIMIT $2",
@@ -588,6 +580,88 @@ void reset_stats() noexcept {
   for (uint32 p = 0; p < cache->partitions(); ++p) cache->table(p).reset_counters();
 }
 
+
+void check_content(text* content) {
+  const std::size_t len = VARSIZE_ANY_EXHDR(content);
+  if (len > static_cast<std::size_t>(guc::max_turn_bytes)) {
+    char detail[160];
+    pg_snprintf(detail, sizeof detail, "content is %zu bytes; agentcache.max_turn_bytes is %d.", len,
+                guc::max_turn_bytes);
+    throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "turn content is too long", detail);
+  }
+}
+
+void check_session_id(std::string_view key) {
+  if (key.size() > kMaxSessionIdBytes) {
+    char detail[128];
+    pg_snprintf(detail, sizeof detail, "It is %zu bytes long; the limit is %zu.", key.size(), kMaxSessionIdBytes);
+    throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "session_id is too long", detail);
+  }
+}
+
+int64 add_turn(std::string_view key, core::Role role, text* content_t, Jsonb* meta) {
+  const uint64 hash = core::session_hash(MyDatabaseId, key);
+  // Serialise writers of one session (transaction-scoped, private lock space)
+  // so that max(seq)+1 read with a fresh snapshot is unique.
+  LOCKTAG tag;
+  SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(hash >> 32), static_cast<uint32>(hash),
+                       kLockSpaceTurns);
+  (void)LockAcquire(&tag, ExclusiveLock, false, false);
+
+  const TimestampTz at = GetCurrentTransactionStartTimestamp();
+  const std::string_view role_name = core::role_name(role);
+  int64 seq = 0;
+  g_in_add_turn = true;
+  struct ResetFlag {
+    ~ResetFlag() { g_in_add_turn = false; }
+  } reset_flag;
+  pg::pg_try([&] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
+    Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
+    SPIPlanPtr plan = pg::kept_plan(
+        &g_insert_plan,
+        "INSERT INTO agentcache.turns (session_id, seq, role, content, meta, created_at)"
+        " SELECT $1, COALESCE(pg_catalog.max(t.seq), 0::pg_catalog.int8) OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
+        " $2, $3, $4, $5 FROM agentcache.turns t WHERE t.session_id OPERATOR(pg_catalog.=) $1"
+        " RETURNING seq",
+        5, types);
+    Datum values[5] = {PointerGetDatum(cstring_to_text_with_len(key.data(), static_cast<int>(key.size()))),
+                       PointerGetDatum(cstring_to_text_with_len(role_name.data(), static_cast<int>(role_name.size()))),
+                       PointerGetDatum(content_t), PointerGetDatum(meta), TimestampTzGetDatum(at)};
+    char nulls[5] = {' ', ' ', ' ', meta ? ' ' : 'n', ' '};
+    int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 1);
+    if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+      elog(ERROR, "agentcache: inserting into agentcache.turns failed: %s", SPI_result_code_string(rc));
+    bool isnull = false;
+    seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+    SPI_finish();
+  });
+
+  std::string_view content = text_view(content_t);
+  PendingOp* op = push_op(OpKind::AddTurn, key, hash);
+  op->seq = seq;
+  op->at = at;
+  op->role = role;
+  op->content = copy_bytes(content.data(), content.size());
+  op->content_len = static_cast<uint32>(content.size());
+  if (meta) {
+    op->meta = copy_bytes(reinterpret_cast<const char*>(meta), VARSIZE(meta));
+    op->meta_len = VARSIZE(meta);
+  }
+  return seq;
+}
+
+Jsonb* context(std::string_view key, uint32 want, int64 max_chars) {
+  LTurns turns = read_turns(key, want);
+  uint32 from = 0;
+  if (max_chars >= 0)
+    from = static_cast<uint32>(core::trim_oldest(turns.n, static_cast<uint64>(max_chars),
+                                                 [&](std::size_t i) { return turns.v[i].chars; }));
+  Jsonb* out = context_json(turns.v + from, turns.n - from);
+  shrink_scratch();
+  return out;
+}
+
 }  // namespace agentcache::memory
 
 // ====================================================================== SQL functions
@@ -603,69 +677,15 @@ AGENTCACHE_FUNCTION(agentcache_add_turn) {
     if (PG_ARGISNULL(1)) null_arg("role");
     if (PG_ARGISNULL(2)) null_arg("content");
     std::string_view key = session_arg(fcinfo, 0);
-    text* role_t = PG_GETARG_TEXT_PP(1);
-    auto role = core::parse_role(text_view(role_t));
+    auto role = core::parse_role(text_view(PG_GETARG_TEXT_PP(1)));
     if (!role)
       throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid role",
                       "role must be one of user, assistant, system, tool (lowercase).");
     text* content_t = PG_GETARG_TEXT_PP(2);
-    std::string_view content = text_view(content_t);
-    if (content.size() > static_cast<std::size_t>(guc::max_turn_bytes)) {
-      char detail[160];
-      pg_snprintf(detail, sizeof detail, "content is %zu bytes; agentcache.max_turn_bytes is %d.", content.size(),
-                  guc::max_turn_bytes);
-      throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "turn content is too long", detail);
-    }
+    check_content(content_t);
     Jsonb* meta = PG_ARGISNULL(3) ? nullptr : PG_GETARG_JSONB_P(3);
     PreventCommandIfReadOnly("add_turn()");
-
-    const uint64 hash = core::session_hash(MyDatabaseId, key);
-    // Serialise writers of one session (transaction-scoped, private lock space)
-    // so that max(seq)+1 read with a fresh snapshot is unique.
-    LOCKTAG tag;
-    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(hash >> 32), static_cast<uint32>(hash),
-                         kLockSpaceTurns);
-    (void)LockAcquire(&tag, ExclusiveLock, false, false);
-
-    const TimestampTz at = GetCurrentTransactionStartTimestamp();
-    int64 seq = 0;
-    g_in_add_turn = true;
-    struct ResetFlag {
-      ~ResetFlag() { g_in_add_turn = false; }
-    } reset_flag;
-    pg::pg_try([&] {
-      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
-      Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
-      SPIPlanPtr plan = prepare(
-          &g_insert_plan,
-          "INSERT INTO agentcache.turns (session_id, seq, role, content, meta, created_at)"
-          " SELECT $1, COALESCE(pg_catalog.max(t.seq), 0::pg_catalog.int8) OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
-          " $2, $3, $4, $5 FROM agentcache.turns t WHERE t.session_id OPERATOR(pg_catalog.=) $1"
-          " RETURNING seq",
-          5, types);
-      Datum values[5] = {PointerGetDatum(cstring_to_text_with_len(key.data(), static_cast<int>(key.size()))),
-                         PointerGetDatum(role_t), PointerGetDatum(content_t), PointerGetDatum(meta),
-                         TimestampTzGetDatum(at)};
-      char nulls[5] = {' ', ' ', ' ', meta ? ' ' : 'n', ' '};
-      int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 1);
-      if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-        elog(ERROR, "agentcache: inserting into agentcache.turns failed: %s", SPI_result_code_string(rc));
-      bool isnull = false;
-      seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-      SPI_finish();
-    });
-
-    PendingOp* op = push_op(OpKind::AddTurn, key, hash);
-    op->seq = seq;
-    op->at = at;
-    op->role = *role;
-    op->content = copy_bytes(content.data(), content.size());
-    op->content_len = static_cast<uint32>(content.size());
-    if (meta) {
-      op->meta = copy_bytes(reinterpret_cast<const char*>(meta), VARSIZE(meta));
-      op->meta_len = VARSIZE(meta);
-    }
-    PG_RETURN_INT64(seq);
+    PG_RETURN_INT64(memory::add_turn(key, *role, content_t, meta));
   });
 }
 
@@ -679,13 +699,7 @@ AGENTCACHE_FUNCTION(agentcache_get_context) {
       max_chars = PG_GETARG_INT32(2);
       if (max_chars < 0) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "max_chars must not be negative");
     }
-    LTurns turns = read_turns(key, static_cast<uint32>(want));
-    uint32 from = 0;
-    if (max_chars >= 0)
-      from = static_cast<uint32>(core::trim_oldest(turns.n, static_cast<uint64>(max_chars),
-                                                   [&](std::size_t i) { return turns.v[i].chars; }));
-    Jsonb* out = context_json(turns.v + from, turns.n - from);
-    shrink_scratch();
+    Jsonb* out = memory::context(key, static_cast<uint32>(want), max_chars);
     PG_RETURN_JSONB_P(out);
   });
 }
@@ -770,7 +784,7 @@ AGENTCACHE_FUNCTION(agentcache_forget_session) {
     PreventCommandIfReadOnly("forget_session()");
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
     Oid types[1] = {TEXTOID};
-    SPIPlanPtr plan = prepare(&g_delete_plan,
+    SPIPlanPtr plan = pg::kept_plan(&g_delete_plan,
                               "DELETE FROM agentcache.turns WHERE session_id OPERATOR(pg_catalog.=) $1", 1, types);
     Datum values[1] = {PointerGetDatum(cstring_to_text_with_len(key.data(), static_cast<int>(key.size())))};
     int rc = SPI_execute_plan(plan, values, nullptr, false, 0);

@@ -22,6 +22,7 @@
 #include "pg/guc.hpp"
 #include "pg/maps.hpp"
 #include "pg/shmem.hpp"
+#include "pg/spi.hpp"
 #include "pg/ttl.hpp"
 #include "pg/worker.hpp"
 #include "agentcache/core/tag_template.hpp"
@@ -61,8 +62,13 @@ std::string_view key_value(FunctionCallInfo fcinfo, int i) {
   return s;
 }
 
+// An interval's length in microseconds (a month is 30 days), saturating
+// instead of overflowing for absurdly long intervals.
 int64 interval_usecs(const Interval* iv) {
-  return (static_cast<int64>(iv->month) * DAYS_PER_MONTH + iv->day) * USECS_PER_DAY + iv->time;
+  __int128 v = (static_cast<__int128>(iv->month) * DAYS_PER_MONTH + iv->day) * USECS_PER_DAY + iv->time;
+  if (v > PG_INT64_MAX) return PG_INT64_MAX;
+  if (v < PG_INT64_MIN) return PG_INT64_MIN;
+  return static_cast<int64>(v);
 }
 
 void require_positive(const Interval* iv, const char* what) {
@@ -129,9 +135,12 @@ TtlNamespace* find_slot(std::string_view ns, bool create) noexcept {
   return nullptr;  // full: this namespace goes uncounted
 }
 
-void add(std::string_view ns, pg_atomic_uint64 shmem::TtlCounters::*field, int64 n) noexcept {
+// Counts into the namespace's slot. Slots are created by writes (put,
+// fetch storing, configure_namespace) and the worker's recount, never by a
+// read, so probing unknown namespaces leaves no trace.
+void add(std::string_view ns, pg_atomic_uint64 shmem::TtlCounters::*field, int64 n, bool create = false) noexcept {
   if (n == 0) return;
-  TtlNamespace* s = find_slot(ns, true);
+  TtlNamespace* s = find_slot(ns, create);
   if (s == nullptr) return;
   pg_atomic_uint64* a = &(s->c.*field);
   if (n > 0) {
@@ -208,7 +217,7 @@ ReadResult read_entry(std::string_view ns, std::string_view key, int64 max_stale
     const TimestampTz now = GetCurrentTimestamp();  // clock_timestamp(): expiry is judged at the call
     if (enull || DatumGetTimestampTz(e) > now) {
       out.found = Found::Fresh;
-    } else if (max_stale_us >= 0 && DatumGetTimestampTz(e) > now - max_stale_us) {
+    } else if (max_stale_us >= 0 && (max_stale_us > now - DT_NOBEGIN / 2 || DatumGetTimestampTz(e) > now - max_stale_us)) {
       out.found = Found::Stale;
     }
     if (out.found != Found::Miss && !vnull)
@@ -225,12 +234,15 @@ ReadResult read_entry(std::string_view ns, std::string_view key, int64 max_stale
 // ------------------------------------------------------------------ SPI helpers
 
 // Runs a statement as the extension's owner (catalog of namespaces).
-int spi_as_owner(const char* sql, int nargs, Oid* types, Datum* values, const char* nulls, bool read_only) {
+// Every TTL statement runs on a fresh snapshot: it follows lock waits (key,
+// namespace) and must see what committed meanwhile, in any isolation level.
+int spi_as_owner(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Datum* values, const char* nulls,
+                 bool read_only) {
   Oid save_user;
   int save_sec;
   GetUserIdAndSecContext(&save_user, &save_sec);
   SetUserIdAndSecContext(maps::extension_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-  int rc = SPI_execute_with_args(sql, nargs, types, values, nulls, read_only, 0);
+  int rc = pg::spi_exec_latest(slot, sql, nargs, types, values, nulls, read_only, 0);
   SetUserIdAndSecContext(save_user, save_sec);
   return rc;
 }
@@ -249,7 +261,8 @@ NsSettings ns_settings(std::string_view ns, bool create) {
   Oid t1[1] = {TEXTOID};
   Datum v1[1] = {text_datum(ns)};
   for (int attempt = 0; attempt < 2; ++attempt) {
-    int rc = spi_as_owner("SELECT default_ttl, max_entries FROM agentcache.namespaces"
+    static SPIPlanPtr select_plan = nullptr;
+    int rc = spi_as_owner(&select_plan, "SELECT default_ttl, max_entries FROM agentcache.namespaces"
                           " WHERE namespace OPERATOR(pg_catalog.=) $1",
                           1, t1, v1, nullptr, false);
     if (rc != SPI_OK_SELECT) elog(ERROR, "agentcache: reading agentcache.namespaces failed");
@@ -268,7 +281,8 @@ NsSettings ns_settings(std::string_view ns, bool create) {
     Interval* iv = static_cast<Interval*>(palloc0(sizeof(Interval)));
     iv->time = static_cast<int64>(guc::default_ttl_s) * USECS_PER_SEC;
     Datum v2[2] = {text_datum(ns), IntervalPGetDatum(iv)};
-    rc = spi_as_owner("INSERT INTO agentcache.namespaces (namespace, default_ttl) VALUES ($1, $2)"
+    static SPIPlanPtr insert_plan = nullptr;
+    rc = spi_as_owner(&insert_plan, "INSERT INTO agentcache.namespaces (namespace, default_ttl) VALUES ($1, $2)"
                       " ON CONFLICT (namespace) DO NOTHING",
                       2, t2, v2, nullptr, false);
     if (rc != SPI_OK_INSERT) elog(ERROR, "agentcache: creating the namespace failed");
@@ -282,9 +296,10 @@ NsSettings ns_settings(std::string_view ns, bool create) {
 int64 enforce_max(std::string_view ns, int64 max, std::string_view keep, bool has_keep) {
   Oid t1[1] = {TEXTOID};
   Datum v1[1] = {text_datum(ns)};
-  int rc = SPI_execute_with_args("SELECT pg_catalog.count(*) FROM agentcache.entries"
+  static SPIPlanPtr count_plan = nullptr, evict_plan = nullptr;
+  int rc = pg::spi_exec_latest(&count_plan, "SELECT pg_catalog.count(*) FROM agentcache.entries"
                                  " WHERE namespace OPERATOR(pg_catalog.=) $1",
-                                 1, t1, v1, nullptr, false, 0);
+                        1, t1, v1, nullptr, false, 0);
   if (rc != SPI_OK_SELECT) elog(ERROR, "agentcache: counting entries failed");
   bool isnull = false;
   int64 count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -292,7 +307,8 @@ int64 enforce_max(std::string_view ns, int64 max, std::string_view keep, bool ha
   Oid t3[3] = {TEXTOID, TEXTOID, INT8OID};
   Datum v3[3] = {text_datum(ns), text_datum(keep), Int64GetDatum(count - max)};
   char nulls[3] = {' ', has_keep ? ' ' : 'n', ' '};
-  rc = SPI_execute_with_args(
+  rc = pg::spi_exec_latest(
+      &evict_plan,
       "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
       " SELECT ctid FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1"
       " AND ($2 IS NULL OR key OPERATOR(pg_catalog.<>) $2)"
@@ -309,12 +325,20 @@ int64 enforce_max(std::string_view ns, int64 max, std::string_view keep, bool ha
 void store(std::string_view ns, std::string_view key, Jsonb* value, const Interval* ttl, Datum tags, bool tags_null) {
   NsSettings st = ns_settings(ns, true);
   bool expires = ttl != nullptr || st.has_ttl;
-  int64 ttl_us = ttl != nullptr ? interval_usecs(ttl) : st.ttl_us;
-  TimestampTz expires_at = expires ? GetCurrentTimestamp() + ttl_us : 0;
+  TimestampTz expires_at = 0;
+  if (ttl != nullptr) {  // PostgreSQL's own arithmetic: out of range raises 22008
+    expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+                                                         TimestampTzGetDatum(GetCurrentTimestamp()),
+                                                         IntervalPGetDatum(const_cast<Interval*>(ttl))));
+  } else if (expires) {
+    expires_at = GetCurrentTimestamp() + st.ttl_us;
+  }
   Oid types[5] = {TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID, TIMESTAMPTZOID};
   Datum values[5] = {text_datum(ns), text_datum(key), JsonbPGetDatum(value), tags, TimestampTzGetDatum(expires_at)};
   char nulls[5] = {' ', ' ', ' ', tags_null ? 'n' : ' ', expires ? ' ' : 'n'};
-  int rc = SPI_execute_with_args(
+  static SPIPlanPtr upsert_plan = nullptr;
+  int rc = pg::spi_exec_latest(
+      &upsert_plan,
       "INSERT INTO agentcache.entries AS e (namespace, key, value, tags, expires_at)"
       " VALUES ($1, $2, $3, COALESCE($4, '{}'::pg_catalog.text[]), $5)"
       " ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, tags = EXCLUDED.tags,"
@@ -324,6 +348,7 @@ void store(std::string_view ns, std::string_view key, Jsonb* value, const Interv
   if (rc != SPI_OK_INSERT_RETURNING) elog(ERROR, "agentcache: storing the entry failed");
   bool isnull = false;
   bool inserted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+  find_slot(ns, true);
   if (inserted) add(ns, &shmem::TtlCounters::entries, 1);
   add(ns, &shmem::TtlCounters::bytes, inserted ? static_cast<int64>(VARSIZE(value)) : 0);
   if (st.has_max) enforce_max(ns, st.max_entries, key, true);
@@ -333,9 +358,9 @@ void spi_connect() {
   if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
 }
 
-int64 delete_where(const char* sql, int nargs, Oid* types, Datum* values) {
+int64 delete_where(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Datum* values) {
   spi_connect();
-  int rc = SPI_execute_with_args(sql, nargs, types, values, nullptr, false, 0);
+  int rc = pg::spi_exec_latest(slot, sql, nargs, types, values, nullptr, false, 0);
   if (rc != SPI_OK_DELETE && rc != SPI_OK_DELETE_RETURNING) elog(ERROR, "agentcache: deleting entries failed");
   int64 n = static_cast<int64>(SPI_processed);
   // per-namespace accounting from RETURNING namespace, when asked for
@@ -497,7 +522,7 @@ Datum get_impl(FunctionCallInfo fcinfo, bool stale) {
     if (max_stale < 0) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "max_stale must not be negative");
   }
   if (RecoveryInProgress()) {  // UNLOGGED contents are not readable on a standby: a miss
-    add(ns, &shmem::TtlCounters::misses, 1);
+    add(ns, &shmem::TtlCounters::misses, 1, true);  // a standby has no writes to create the slot
     return PointerGetDatum(nullptr);
   }
   ReadResult r = read_entry(ns, key, max_stale, nullptr);
@@ -536,6 +561,8 @@ namespace {
 Jsonb* run_fetch_query(const char* query) {
   SPIPlanPtr plan = SPI_prepare(query, 0, nullptr);
   if (plan == nullptr) elog(ERROR, "agentcache: could not prepare the fetch query: %s", SPI_result_code_string(SPI_result));
+  if (list_length(SPI_plan_get_plan_sources(plan)) != 1)
+    throw sql_error(ERRCODE_SYNTAX_ERROR, "the fetch query must be a single statement");
   int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, true, 2);
   if (rc < 0) elog(ERROR, "agentcache: the fetch query failed: %s", SPI_result_code_string(rc));
   if (SPI_tuptable == nullptr || SPI_tuptable->tupdesc->natts != 1)
@@ -580,7 +607,6 @@ AGENTCACHE_FUNCTION(agentcache_fetch) {
       stale_us = interval_usecs(PG_GETARG_INTERVAL_P(4));
       if (stale_us < 0) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "stale_if_error must not be negative");
     }
-    char* query = text_to_cstring(PG_GETARG_TEXT_PP(2));
     const bool standby = RecoveryInProgress();
     if (!standby) {
       ReadResult r = read_entry(ns, key, -1, nullptr);
@@ -601,8 +627,9 @@ AGENTCACHE_FUNCTION(agentcache_fetch) {
         PG_RETURN_JSONB_P(r.value);
       }
     }
-    add(ns, &shmem::TtlCounters::misses, 1);
+    add(ns, &shmem::TtlCounters::misses, 1, standby);  // misses on a standby count too
 
+    char* query = text_to_cstring(PG_GETARG_TEXT_PP(2));
     Jsonb* value = nullptr;
     if (stale_us < 0) {
       spi_connect();
@@ -676,7 +703,8 @@ AGENTCACHE_FUNCTION(agentcache_invalidate) {
     lock_key(ns, key);
     Oid types[2] = {TEXTOID, TEXTOID};
     Datum values[2] = {text_datum(ns), text_datum(key)};
-    int64 n = delete_where("DELETE FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1"
+    static SPIPlanPtr plan = nullptr;
+    int64 n = delete_where(&plan, "DELETE FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1"
                            " AND key OPERATOR(pg_catalog.=) $2 RETURNING namespace",
                            2, types, values);
     PG_RETURN_BOOL(n > 0);
@@ -690,7 +718,8 @@ AGENTCACHE_FUNCTION(agentcache_invalidate_tag) {
     require_writable("invalidate_tag()");
     Oid types[1] = {TEXTOID};
     Datum values[1] = {PG_GETARG_DATUM(0)};
-    PG_RETURN_INT64(delete_where("DELETE FROM agentcache.entries WHERE tags OPERATOR(pg_catalog.@>)"
+    static SPIPlanPtr plan = nullptr;
+    PG_RETURN_INT64(delete_where(&plan, "DELETE FROM agentcache.entries WHERE tags OPERATOR(pg_catalog.@>)"
                                  " ARRAY[$1]::pg_catalog.text[] RETURNING namespace",
                                  1, types, values));
   });
@@ -705,7 +734,8 @@ AGENTCACHE_FUNCTION(agentcache_clear) {
     lock_namespace(ns, ExclusiveLock);
     Oid types[1] = {TEXTOID};
     Datum values[1] = {text_datum(ns)};
-    PG_RETURN_INT64(delete_where("DELETE FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1"
+    static SPIPlanPtr plan = nullptr;
+    PG_RETURN_INT64(delete_where(&plan, "DELETE FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1"
                                  " RETURNING namespace",
                                  1, types, values));
   });
@@ -716,7 +746,8 @@ AGENTCACHE_FUNCTION(agentcache_clear_all) {
   return pg::boundary([&]() -> Datum {
     require_writable("clear_all()");
     lock_global(ExclusiveLock);
-    PG_RETURN_INT64(delete_where("DELETE FROM agentcache.entries RETURNING namespace", 0, nullptr, nullptr));
+    static SPIPlanPtr plan = nullptr;
+    PG_RETURN_INT64(delete_where(&plan, "DELETE FROM agentcache.entries RETURNING namespace", 0, nullptr, nullptr));
   });
 }
 
@@ -734,7 +765,8 @@ AGENTCACHE_FUNCTION(agentcache_configure_namespace) {
     Datum values[3] = {text_datum(ns), PG_ARGISNULL(1) ? Datum(0) : PG_GETARG_DATUM(1),
                        PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2)};
     char nulls[3] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', PG_ARGISNULL(2) ? 'n' : ' '};
-    int rc = spi_as_owner("INSERT INTO agentcache.namespaces (namespace, default_ttl, max_entries) VALUES ($1, $2, $3)"
+    static SPIPlanPtr plan = nullptr;
+    int rc = spi_as_owner(&plan, "INSERT INTO agentcache.namespaces (namespace, default_ttl, max_entries) VALUES ($1, $2, $3)"
                           " ON CONFLICT (namespace) DO UPDATE SET default_ttl = EXCLUDED.default_ttl,"
                           " max_entries = EXCLUDED.max_entries",
                           3, types, values, nulls, false);
@@ -756,6 +788,8 @@ AGENTCACHE_FUNCTION(agentcache_invalidate_trigger) {
     if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
       throw sql_error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
                       "invalidate_trigger() must be used as a FOR EACH ROW trigger");
+    if (!TRIGGER_FIRED_AFTER(td->tg_event))  // a BEFORE trigger returning NULL would cancel the row
+      throw sql_error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "invalidate_trigger() must be fired AFTER the change");
     TupleDesc desc = td->tg_relation->rd_att;
     HeapTuple rows[2] = {nullptr, nullptr};
     int nrows = 0;
@@ -804,7 +838,8 @@ AGENTCACHE_FUNCTION(agentcache_invalidate_trigger) {
       ArrayType* arr = construct_array(tags, ntags, TEXTOID, -1, false, TYPALIGN_INT);
       Oid types[1] = {TEXTARRAYOID};
       Datum values[1] = {PointerGetDatum(arr)};
-      (void)delete_where("DELETE FROM agentcache.entries WHERE tags OPERATOR(pg_catalog.&&) $1 RETURNING namespace",
+      static SPIPlanPtr plan = nullptr;
+      (void)delete_where(&plan, "DELETE FROM agentcache.entries WHERE tags OPERATOR(pg_catalog.&&) $1 RETURNING namespace",
                          1, types, values);
     }
     return PointerGetDatum(nullptr);

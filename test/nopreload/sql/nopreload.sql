@@ -159,6 +159,97 @@ SELECT agentcache.health()->'worker'->'alive' AS worker_alive,
        (agentcache.health()->'map_memory'->>'limit') ~ '^[0-9]+$' AS map_limit_is_integer;
 SELECT count(*) AS map_rows FROM agentcache.stats() WHERE tier = 'map';
 
+-- ---------------------------------------------------------------- TTL cache (table-backed: works)
+SET agentcache.default_ttl = '3min';
+SELECT agentcache.put('np-ttl', 'a', '{"x": [1, "two", null]}') AS put_a;
+SELECT agentcache.get('np-ttl', 'a') AS a, agentcache.get('np-ttl', 'absent') IS NULL AS absent;
+RESET agentcache.default_ttl;
+-- the namespace was created with the GUC's value; the entry expires with it
+SELECT default_ttl, max_entries FROM agentcache.namespaces WHERE namespace = 'np-ttl';
+SELECT expires_at > clock_timestamp() + interval '2 minutes' AND expires_at <= clock_timestamp() + interval '3 minutes'
+       AS expires_in_3min
+  FROM agentcache.entries WHERE namespace = 'np-ttl' AND key = 'a';
+-- upsert, tags, get_stale on an expired entry (moved into the past directly)
+SELECT agentcache.put('np-ttl', 'a', '"replaced"', '1 hour', ARRAY['np-tag']) AS upsert;
+SELECT agentcache.get('np-ttl', 'a') AS a;
+SELECT agentcache.put('np-ttl', 'old', '"old"', '1 hour', ARRAY['np-tag']) AS put_old;
+UPDATE agentcache.entries SET expires_at = clock_timestamp() - interval '1 minute'
+ WHERE namespace = 'np-ttl' AND key = 'old';
+SELECT agentcache.get('np-ttl', 'old') IS NULL AS expired,
+       agentcache.get_stale('np-ttl', 'old', '1 hour') AS within_max_stale,
+       agentcache.get_stale('np-ttl', 'old', '1 second') IS NULL AS beyond_max_stale;
+-- fetch: miss runs the query once and stores, hit does not run it
+CREATE TABLE np_calls (id serial);
+CREATE FUNCTION np_compute(v int) RETURNS int LANGUAGE sql VOLATILE AS $$
+  INSERT INTO np_calls DEFAULT VALUES RETURNING v
+$$;
+SELECT agentcache.fetch('np-ttl', 'f', 'SELECT np_compute(7)') AS miss,
+       agentcache.fetch('np-ttl', 'f', 'SELECT np_compute(8)') AS hit,
+       agentcache.fetch('np-ttl', 't', $$SELECT 'text'::text$$, '1 hour') AS text_value;
+SELECT count(*) AS query_runs FROM np_calls;
+SELECT agentcache.fetch('np-ttl', 'zero', 'SELECT 1 WHERE false') IS NULL AS zero_rows,
+       agentcache.get('np-ttl', 'zero') IS NULL AS not_cached;
+-- stale_if_error serves the expired value with a WARNING
+SELECT agentcache.fetch('np-ttl', 'old', 'SELECT 1/0', NULL, '1 hour') AS stale;
+\set VERBOSITY sqlstate
+SELECT agentcache.fetch('np-ttl', 'old', 'SELECT 1/0');
+SELECT agentcache.fetch('np-ttl', 'many', 'SELECT generate_series(1, 2)');
+\set VERBOSITY default
+-- invalidate, invalidate_tag, clear; invalidation is transactional
+SELECT agentcache.invalidate('np-ttl', 'f') AS inv, agentcache.invalidate('np-ttl', 'f') AS again;
+BEGIN;
+SELECT agentcache.invalidate_tag('np-tag') AS tag_inv;
+SELECT agentcache.get('np-ttl', 'a') IS NULL AS own_invalidation_seen;
+ROLLBACK;
+SELECT agentcache.get('np-ttl', 'a') AS back_after_rollback;
+SELECT agentcache.invalidate_tag('np-tag') AS tag_inv;
+SELECT key FROM agentcache.entries WHERE namespace = 'np-ttl' ORDER BY key;
+SELECT agentcache.clear('np-ttl') AS cleared, agentcache.clear('np-ttl') AS again;
+-- configure_namespace and max_entries
+SELECT agentcache.configure_namespace('np-max', NULL, 2) AS configured;
+SELECT agentcache.put('np-max', 'h1', '1', '1 hour') AS p1, agentcache.put('np-max', 'forever', '1') AS p2;
+SELECT agentcache.put('np-max', 'h2', '1', '2 hours') AS p3;
+SELECT key, expires_at IS NULL AS no_expiry FROM agentcache.entries WHERE namespace = 'np-max' ORDER BY key;
+-- invalidate_trigger
+CREATE TABLE np_orders (id int, tenant_id int);
+CREATE TRIGGER np_orders_inv AFTER INSERT OR UPDATE OR DELETE ON np_orders
+  FOR EACH ROW EXECUTE FUNCTION agentcache.invalidate_trigger('tenant:{tenant_id}');
+SELECT agentcache.put('np-trg', k, '1', NULL, ARRAY[k]) AS put FROM unnest(ARRAY['tenant:1', 'tenant:2', 'tenant:3']) k;
+INSERT INTO np_orders VALUES (1, 1);
+UPDATE np_orders SET tenant_id = 2;
+SELECT key FROM agentcache.entries WHERE namespace = 'np-trg' ORDER BY key;
+DROP TABLE np_orders;
+-- READ ONLY: reads and a fetch miss (not stored) work; writes 25006
+SELECT agentcache.put('np-ro', 'k', '"cached"') AS put;
+BEGIN READ ONLY;
+SELECT agentcache.get('np-ro', 'k') AS get, agentcache.fetch('np-ro', 'k', 'SELECT 0') AS hit,
+       agentcache.fetch('np-ro', 'miss', 'SELECT 1') AS miss;
+\set VERBOSITY sqlstate
+SELECT agentcache.put('np-ro', 'k', '1');
+ROLLBACK;
+BEGIN READ ONLY;
+SELECT agentcache.invalidate('np-ro', 'k');
+ROLLBACK;
+-- argument errors are the same as with preload (22004, 54000, 22023)
+SELECT agentcache.put('np-ro', 'k', NULL);
+SELECT agentcache.get(NULL, 'k');
+SELECT agentcache.get(repeat('n', 64), 'k');
+SELECT agentcache.put('np-ro', repeat('k', 1025), '1');
+SELECT agentcache.put('np-ro', 'k', '1', '0');
+SELECT agentcache.fetch('np-ro', 'k', 'SELECT 1', '-1 second');
+SELECT agentcache.configure_namespace('np-ro', '1 hour', 0);
+\set VERBOSITY default
+SELECT agentcache.get('np-ro', 'miss') IS NULL AS miss_not_stored;
+-- clear_all (admin)
+SELECT agentcache.clear_all() > 0 AS cleared_all;
+SELECT count(*) AS entries_left FROM agentcache.entries;
+-- stats() still answers; no TTL counter moved (nothing in shared memory)
+SELECT count(*) > 0 AS has_rows,
+       count(*) FILTER (WHERE tier = 'ttl' AND hits + misses + stale_hits + evictions + invalidations <> 0) AS ttl_counters_moved
+  FROM agentcache.stats();
+DROP TABLE np_calls;
+DROP FUNCTION np_compute(int);
+
 -- forget_session deletes the history
 SELECT agentcache.forget_session('np-1') AS deleted, agentcache.forget_session('np-2') AS deleted2;
 SELECT agentcache.get_context('np-1') AS after_forget;
