@@ -373,15 +373,17 @@ UPDATE integrations SET clinic_id = 1 WHERE instance = 'wa-200';
 -- not before the commit
 SELECT pg_sleep(0.3);
 SELECT agentcache.resolve_instance('wa-300') IS NOT NULL AS still_there_before_commit;
+SELECT clock_timestamp() AS committed_at \gset
 COMMIT;
 SELECT wait_until($$agentcache.resolve_instance('wa-300') IS NULL
                    AND agentcache.resolve_instance('wa-200')->>'clinic_id' = '1'$$) AS row_trigger_commit;
+-- after ROLLBACK no refresh happens. First let the refresh that COMMIT asked
+-- for finish completely: the worker installs the new version, records it in
+-- health(), then commits the catalog row (its cycle started after the commit).
+SELECT wait_until(format($$(agentcache.health()->'maps'->'instances'->>'last_refresh')::timestamptz > %L
+                          AND (SELECT last_refresh > %L FROM agentcache.maps WHERE name = 'instances')$$,
+                         :'committed_at', :'committed_at')) AS settled;
 SELECT entries FROM agentcache.maps WHERE name = 'instances';
--- after ROLLBACK no refresh happens
-SELECT wait_until($$(SELECT entries = 3 FROM agentcache.maps WHERE name = 'instances')$$) AS settled;
--- the worker installs the new version, then records it in health(), then
--- commits the catalog row: let that refresh finish before taking the baseline
-SELECT pg_sleep(0.5);
 SELECT agentcache.health()->'maps'->'instances'->>'last_refresh' AS lr0 \gset
 SELECT last_refresh AS clr0 FROM agentcache.maps WHERE name = 'instances' \gset
 BEGIN;

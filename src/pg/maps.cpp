@@ -388,7 +388,10 @@ void ensure_callbacks() {
 char* g_value_buf = nullptr;
 std::size_t g_value_cap = 0;
 
-Datum lookup_impl(const char* what, std::string_view name, std::string_view key) {
+// A map lookup from shared memory. missing_ok: no map (or no preload) gives
+// NULL instead of 55000/42704 (inbound's route).
+Datum lookup_impl(const char* what, std::string_view name, std::string_view key, bool missing_ok = false) {
+  if (missing_ok && shmem::maps() == nullptr) return PointerGetDatum(nullptr);
   shmem::require(what);
   MapStore* s = shmem::maps();
   char namebuf[MapStore::kMaxName + 1];
@@ -410,7 +413,10 @@ Datum lookup_impl(const char* what, std::string_view name, std::string_view key)
         }
       }
     }
-    if (!found_map) unknown_map(namebuf);
+    if (!found_map) {
+      if (missing_ok) return PointerGetDatum(nullptr);
+      unknown_map(namebuf);
+    }
     if (!found_key) return PointerGetDatum(nullptr);
     if (need > g_value_cap) {
       if (g_value_buf) pfree(g_value_buf);
@@ -575,3 +581,10 @@ AGENTCACHE_FUNCTION(agentcache_refresh_trigger) {
     return PointerGetDatum(td->tg_trigtuple);
   });
 }
+
+namespace agentcache::maps {
+Jsonb* route(std::string_view instance) {
+  Datum d = lookup_impl("inbound()", "instances", instance, true);
+  return d == PointerGetDatum(nullptr) ? nullptr : DatumGetJsonbP(d);
+}
+}  // namespace agentcache::maps

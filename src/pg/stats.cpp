@@ -3,6 +3,7 @@
 #include "pg/boundary.hpp"
 #include "pg/guc.hpp"
 #include "pg/maps.hpp"
+#include "pg/dedup.hpp"
 #include "pg/memory.hpp"
 #include "pg/ttl.hpp"
 #include "pg/shmem.hpp"
@@ -32,6 +33,9 @@ JsonbValue jbool(bool b) {
   v.val.boolean = b;
   return v;
 }
+// timestamptz_to_str() formats into a static buffer: copy, since every
+// string of a JsonbValue tree is only read when the tree is serialised.
+JsonbValue jtime(TimestampTz t) { return jstring(pstrdup(timestamptz_to_str(t))); }
 JsonbValue jnull() {
   JsonbValue v;
   v.type = jbvNull;
@@ -102,6 +106,37 @@ AGENTCACHE_FUNCTION(agentcache_stats) {
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
       }
     }
+    // dedup: name 'claims'; hits = duplicate answers, misses = acquired,
+    // stale_hits = in_progress, expirations = rows swept, entries = rows
+    {
+      shmem::DedupCounters* dc = shmem::dedup_counters();
+      int64 rows = 0;
+      if (SPI_connect() == SPI_OK_CONNECT) {
+        // pg_class.reltuples: an estimate that costs no scan
+        if (SPI_execute("SELECT GREATEST(c.reltuples, 0)::pg_catalog.int8, pg_catalog.pg_table_size(c.oid)"
+                        " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+                        " WHERE n.nspname OPERATOR(pg_catalog.=) 'agentcache' AND c.relname OPERATOR(pg_catalog.=) 'dedup'",
+                        true, 1) == SPI_OK_SELECT &&
+            SPI_processed == 1) {
+          bool isnull = false;
+          rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+          values[3] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+        } else {
+          values[3] = Int64GetDatum(0);
+        }
+        SPI_finish();
+      }
+      values[0] = CStringGetTextDatum("dedup");
+      values[1] = CStringGetTextDatum("claims");
+      values[2] = Int64GetDatum(rows);
+      values[4] = Int64GetDatum(dc ? static_cast<int64>(pg_atomic_read_u64(&dc->duplicate)) : 0);
+      values[5] = Int64GetDatum(dc ? static_cast<int64>(pg_atomic_read_u64(&dc->acquired)) : 0);
+      values[6] = Int64GetDatum(dc ? static_cast<int64>(pg_atomic_read_u64(&dc->in_progress)) : 0);
+      values[7] = Int64GetDatum(0);
+      values[8] = Int64GetDatum(dc ? static_cast<int64>(pg_atomic_read_u64(&dc->expirations)) : 0);
+      values[9] = Int64GetDatum(0);
+      tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
     // one row per lookup map of this database
     core::MapStore* ms = shmem::maps();
     if (ms != nullptr) {
@@ -169,8 +204,11 @@ AGENTCACHE_FUNCTION(agentcache_health) {
     kv(&st, "pid", alive ? jint(w.pid) : jnull());
     kv(&st, "alive", jbool(alive));
     kv(&st, "starts", jint(static_cast<int64>(w.starts)));
-    kv(&st, "last_sweep", w.last_sweep ? jstring(timestamptz_to_str(w.last_sweep)) : jnull());
-    kv(&st, "last_refresh", w.last_refresh ? jstring(timestamptz_to_str(w.last_refresh)) : jnull());
+    kv(&st, "last_sweep", w.last_sweep ? jtime(w.last_sweep) : jnull());
+    kv(&st, "last_refresh", w.last_refresh ? jtime(w.last_refresh) : jnull());
+    pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
+    begin(&st, "dedup");
+    kv(&st, "claims_held", jint(dedup::claims_held()));
     pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
     begin(&st, "map_memory");
     kv(&st, "used", jint(static_cast<int64>(map_used)));
@@ -181,7 +219,7 @@ AGENTCACHE_FUNCTION(agentcache_health) {
       if (!ms.used || ms.db != MyDatabaseId) continue;
       begin(&st, ms.name);
       kv(&st, "last_error", ms.last_error[0] ? jstring(ms.last_error) : jnull());
-      kv(&st, "last_refresh", ms.last_refresh ? jstring(timestamptz_to_str(ms.last_refresh)) : jnull());
+      kv(&st, "last_refresh", ms.last_refresh ? jtime(ms.last_refresh) : jnull());
       kv(&st, "entries", jint(ms.entries));
       pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
     }
@@ -196,6 +234,7 @@ AGENTCACHE_FUNCTION(agentcache_reset_stats) {
   return pg::boundary([&]() -> Datum {
     memory::reset_stats();
     maps::reset_stats();
+    dedup::reset_stats();
     ttl::reset_stats();
     PG_RETURN_VOID();
   });
