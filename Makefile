@@ -9,7 +9,7 @@ DATA        = sql/agentcache--$(EXTVERSION).sql
 CORE_OBJS   = src/core/arena.o src/core/session_cache.o src/core/jsonb_writer.o src/core/map_store.o \
               src/core/tag_template.o
 GLUE_OBJS   = src/pg/module.o src/pg/boundary.o src/pg/shmem.o src/pg/memory.o src/pg/maps.o \
-              src/pg/worker.o src/pg/ttl.o src/pg/stats.o
+              src/pg/worker.o src/pg/ttl.o src/pg/dedup.o src/pg/hotpath.o src/pg/stats.o
 OBJS        = $(CORE_OBJS) $(GLUE_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src
@@ -36,8 +36,10 @@ $(CORE_OBJS): CPPFLAGS := -I$(srcdir)/include
 # Tests. PGXS "make check" is unsupported, so each suite runs in its own
 # throwaway instance (pg_regress --temp-instance). Run as a non-root user
 # after "make install" (scripts/test.sh does both).
-REGRESS_SUITES = setup boundary memory memory_errors memory_trim memory_dml security stats maps
-ISOLATION_SUITES = commit_visibility rollback_invisible concurrent_seq map_swap map_define_race
+REGRESS_SUITES = setup boundary memory memory_errors memory_trim memory_dml security stats maps ttl
+ISOLATION_SUITES = commit_visibility rollback_invisible concurrent_seq map_swap map_define_race \
+                   ttl_single_flight ttl_leader_failure ttl_invalidation_race ttl_rollback_invalidation \
+                   ttl_invalidation_rr
 PG_REGRESS_BIN   = $(top_builddir)/src/test/regress/pg_regress
 PG_ISOLATION_BIN = $(top_builddir)/src/test/isolation/pg_isolation_regress
 TEST_PORT ?= 55432

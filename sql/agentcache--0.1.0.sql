@@ -186,6 +186,60 @@ RETURNS trigger
 AS 'MODULE_PATHNAME', 'agentcache_invalidate_trigger'
 LANGUAGE C;
 
+-- ---------------------------------------------------------------- message deduplication
+
+-- Logged: a crash never lets a completed message be processed again.
+CREATE TABLE agentcache.dedup (
+    message_id   text        PRIMARY KEY,
+    fingerprint  text,
+    state        text        NOT NULL CHECK (state OPERATOR(pg_catalog.=) ANY (ARRAY['processing', 'completed', 'failed']::pg_catalog.text[])),
+    holder_pid   integer,
+    attempts     integer     NOT NULL DEFAULT 1,
+    error        text,
+    updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    expires_at   timestamptz,
+    claim_window interval
+);
+CREATE INDEX dedup_fingerprint ON agentcache.dedup (fingerprint) WHERE fingerprint IS NOT NULL;
+CREATE INDEX dedup_expires_at ON agentcache.dedup (expires_at) WHERE expires_at IS NOT NULL;
+
+CREATE FUNCTION agentcache.dedup_begin(message_id text, conversation_id text DEFAULT NULL, body text DEFAULT NULL, within interval DEFAULT NULL)
+RETURNS text
+AS 'MODULE_PATHNAME', 'agentcache_dedup_begin'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.dedup_complete(message_id text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'agentcache_dedup_complete'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.dedup_fail(message_id text, error text DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'agentcache_dedup_fail'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.dedup_state(message_id text)
+RETURNS TABLE(state text, holder_pid integer, attempts integer, fingerprint text, error text, updated_at timestamptz)
+AS 'MODULE_PATHNAME', 'agentcache_dedup_state'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE ROWS 1;
+
+CREATE FUNCTION agentcache.dedup_release(message_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'agentcache_dedup_release'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+-- ---------------------------------------------------------------- one round trip
+
+CREATE FUNCTION agentcache.inbound(instance text, message_id text, session_id text, body text, max_turns integer DEFAULT NULL)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'agentcache_inbound'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.outbound(message_id text, session_id text, reply text, meta jsonb DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'agentcache_outbound'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
 -- ---------------------------------------------------------------- observability
 
 CREATE FUNCTION agentcache.stats()
@@ -234,6 +288,7 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, DELETE ON agentcache.turns TO %s', role);
     EXECUTE format('GRANT SELECT ON agentcache.stats TO %s', role);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON agentcache.entries TO %s', role);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE ON agentcache.dedup TO %s', role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION agentcache.add_turn(text, text, text, jsonb),'
                    ' agentcache.get_context(text, integer, integer),'
                    ' agentcache.get_turns(text, integer),'
@@ -247,6 +302,10 @@ BEGIN
                    ' agentcache.fetch(text, text, text, interval, interval),'
                    ' agentcache.invalidate(text, text), agentcache.invalidate_tag(text),'
                    ' agentcache.clear(text),'
+                   ' agentcache.dedup_begin(text, text, text, interval), agentcache.dedup_complete(text),'
+                   ' agentcache.dedup_fail(text, text), agentcache.dedup_state(text),'
+                   ' agentcache.inbound(text, text, text, text, integer),'
+                   ' agentcache.outbound(text, text, text, jsonb),'
                    ' agentcache.stats(), agentcache.health() TO %s', role);
 END
 $$;
@@ -254,6 +313,7 @@ $$;
 REVOKE ALL ON agentcache.maps FROM PUBLIC;
 REVOKE ALL ON agentcache.namespaces FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentcache.clear_all() FROM PUBLIC;
+REVOKE ALL ON FUNCTION agentcache.dedup_release(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentcache.configure_namespace(text, interval, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentcache.define_map(text, text, interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION agentcache.drop_map(text) FROM PUBLIC;

@@ -12,4 +12,5 @@ extern int sweep_interval_ms;  // agentcache.sweep_interval (sighup)
 extern int turn_retention_s;   // agentcache.turn_retention (sighup; 0 = keep)
 extern int default_ttl_s;      // agentcache.default_ttl (user)
 extern int stale_retention_s;  // agentcache.stale_retention (sighup)
+extern int dedup_window_s;     // agentcache.dedup_window (user)
 }  // namespace agentcache::guc

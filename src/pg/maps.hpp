@@ -2,6 +2,8 @@
 #pragma once
 #include "pg/pg.hpp"
 
+#include <string_view>
+
 namespace agentcache::maps {
 
 struct MapDef {
@@ -36,6 +38,9 @@ bool loaded(uint32 db, const char* name) noexcept;
 // Drops every map of this database from shared memory, with its status.
 void reset_db() noexcept;
 void reset_stats() noexcept;
+// resolve_instance() for inbound(): nullptr (not an error) without preload
+// or without an 'instances' map, or when the key is absent.
+Jsonb* route(std::string_view instance);
 // Last successful refresh and last attempt (0: never).
 void timing(uint32 db, const char* name, TimestampTz* last_ok, TimestampTz* last_try) noexcept;
 

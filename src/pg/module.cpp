@@ -1,6 +1,7 @@
 // Module entry: the magic block, _PG_init, GUCs and hook installation.
 #include "pg/boundary.hpp"
 #include "pg/guc.hpp"
+#include "pg/dedup.hpp"
 #include "pg/memory.hpp"
 #include "pg/shmem.hpp"
 #include "pg/worker.hpp"
@@ -21,6 +22,7 @@ int sweep_interval_ms = 10 * 1000;
 int turn_retention_s = 0;
 int default_ttl_s = 5 * 60;
 int stale_retention_s = 15 * 60;
+int dedup_window_s = 10 * 60;
 }  // namespace agentcache::guc
 
 void _PG_init(void) {
@@ -63,6 +65,9 @@ void _PG_init(void) {
                           "How long expired TTL entries are kept for get_stale() and stale_if_error.", nullptr,
                           &guc::stale_retention_s, 15 * 60, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
                           nullptr);
+  DefineCustomIntVariable("agentcache.dedup_window",
+                          "How long a completed message stays a duplicate (when dedup_begin gave no window).", nullptr,
+                          &guc::dedup_window_s, 10 * 60, 1, INT_MAX, PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("agentcache");
 
   if (process_shared_preload_libraries_in_progress) {
@@ -70,4 +75,5 @@ void _PG_init(void) {
     worker::register_worker();
   }
   memory::register_callbacks();
+  dedup::register_callbacks();
 }

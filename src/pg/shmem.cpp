@@ -31,6 +31,7 @@ struct Shared {
   std::size_t map_bytes;
   WorkerState worker;
   TtlNamespace ttl[kTtlNamespaces];
+  DedupCounters dedup;
 };
 
 bool g_preloaded = false;
@@ -82,6 +83,9 @@ void startup_hook() {
                                   &ns.c.invalidations, &ns.c.entries, &ns.c.bytes})
         pg_atomic_init_u64(a, 0);
     }
+    for (pg_atomic_uint64* a : {&sh->dedup.acquired, &sh->dedup.in_progress, &sh->dedup.duplicate,
+                                &sh->dedup.expirations})
+      pg_atomic_init_u64(a, 0);
     if (sh->sessions == nullptr || sh->maps == nullptr) {
       LWLockRelease(AddinShmemInitLock);
       ereport(FATAL, (errcode(ERRCODE_INSUFFICIENT_RESOURCES),
@@ -121,6 +125,7 @@ WorkerState* worker_state() noexcept { return g_shared ? &g_shared->worker : nul
 LWLock* worker_lock() noexcept { return &g_shared->locks[kWorkerLock].lock; }
 TtlNamespace* ttl_namespaces() noexcept { return g_shared ? g_shared->ttl : nullptr; }
 LWLock* ttl_lock() noexcept { return &g_shared->locks[kTtlLock].lock; }
+DedupCounters* dedup_counters() noexcept { return g_shared ? &g_shared->dedup : nullptr; }
 
 void install_hooks() {
   g_preloaded = true;

@@ -72,6 +72,12 @@ struct TtlNamespace {
   TtlCounters c;
 };
 TtlNamespace* ttl_namespaces() noexcept;  // kTtlNamespaces slots; nullptr when not preloaded
+
+// Message deduplication counters (stats() tier dedup).
+struct DedupCounters {
+  pg_atomic_uint64 acquired, in_progress, duplicate, expirations;
+};
+DedupCounters* dedup_counters() noexcept;  // nullptr when not preloaded
 LWLock* ttl_lock() noexcept;
 LWLock* worker_lock() noexcept;
 

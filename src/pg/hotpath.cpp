@@ -1,0 +1,108 @@
+// The inbound-message hot path in one round trip: inbound() = route + dedup
+// claim + (the user turn, on the first acquisition) + context; outbound() =
+// the assistant turn + completing the claim, atomically.
+#include "pg/args.hpp"
+#include "pg/boundary.hpp"
+#include "pg/dedup.hpp"
+#include "pg/guc.hpp"
+#include "pg/maps.hpp"
+#include "pg/memory.hpp"
+
+#include <cstring>
+
+using namespace agentcache;
+using agentcache::pg::null_arg;
+using agentcache::pg::sql_error;
+using agentcache::pg::text_view;
+
+namespace {
+
+JsonbValue jkey(const char* k) {
+  JsonbValue v;
+  v.type = jbvString;
+  v.val.string.val = const_cast<char*>(k);
+  v.val.string.len = static_cast<int>(std::strlen(k));
+  return v;
+}
+
+void push_binary(JsonbParseState** st, Jsonb* j) {
+  JsonbValue v;
+  v.type = jbvBinary;
+  v.val.binary.data = &j->root;
+  v.val.binary.len = static_cast<int>(VARSIZE(j) - VARHDRSZ);
+  pushJsonbValue(st, WJB_VALUE, &v);
+}
+
+}  // namespace
+
+// inbound(instance text, message_id text, session_id text, body text, max_turns int DEFAULT NULL) RETURNS jsonb
+AGENTCACHE_FUNCTION(agentcache_inbound) {
+  return pg::boundary([&]() -> Datum {
+    if (PG_ARGISNULL(0)) null_arg("instance");
+    if (PG_ARGISNULL(1)) null_arg("message_id");
+    if (PG_ARGISNULL(2)) null_arg("session_id");
+    if (PG_ARGISNULL(3)) null_arg("body");
+    std::string_view instance = text_view(PG_GETARG_TEXT_PP(0));
+    std::string_view message_id = text_view(PG_GETARG_TEXT_PP(1));
+    std::string_view session = text_view(PG_GETARG_TEXT_PP(2));
+    text* body = PG_GETARG_TEXT_PP(3);
+    dedup::check_message_id(message_id);
+    memory::check_session_id(session);
+    memory::check_content(body);
+    int want = guc::context_turns;
+    if (!PG_ARGISNULL(4)) {
+      want = PG_GETARG_INT32(4);
+      if (want <= 0) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "max_turns must be greater than zero");
+    }
+    PreventCommandIfReadOnly("inbound()");
+
+    Jsonb* route = maps::route(instance);
+    // no fingerprints here: a user may legitimately send the same words twice
+    dedup::BeginResult claim = dedup::begin(message_id, nullptr, nullptr, -1);
+    if (claim.outcome == dedup::Outcome::Acquired && claim.attempts == 1 && !claim.repeated)
+      (void)memory::add_turn(session, core::Role::User, body, nullptr);
+    Jsonb* context = memory::context(session, static_cast<uint32>(want), -1);
+
+    JsonbParseState* st = nullptr;
+    pushJsonbValue(&st, WJB_BEGIN_OBJECT, nullptr);
+    JsonbValue k = jkey("route");
+    pushJsonbValue(&st, WJB_KEY, &k);
+    if (route) {
+      push_binary(&st, route);
+    } else {
+      JsonbValue n;
+      n.type = jbvNull;
+      pushJsonbValue(&st, WJB_VALUE, &n);
+    }
+    k = jkey("dedup");
+    pushJsonbValue(&st, WJB_KEY, &k);
+    JsonbValue d = jkey(dedup::outcome_name(claim.outcome));
+    pushJsonbValue(&st, WJB_VALUE, &d);
+    k = jkey("context");
+    pushJsonbValue(&st, WJB_KEY, &k);
+    push_binary(&st, context);
+    JsonbValue* res = pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
+    PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
+  });
+}
+
+// outbound(message_id text, session_id text, reply text, meta jsonb DEFAULT NULL) RETURNS bigint
+AGENTCACHE_FUNCTION(agentcache_outbound) {
+  return pg::boundary([&]() -> Datum {
+    if (PG_ARGISNULL(0)) null_arg("message_id");
+    if (PG_ARGISNULL(1)) null_arg("session_id");
+    if (PG_ARGISNULL(2)) null_arg("reply");
+    std::string_view message_id = text_view(PG_GETARG_TEXT_PP(0));
+    std::string_view session = text_view(PG_GETARG_TEXT_PP(1));
+    text* reply = PG_GETARG_TEXT_PP(2);
+    dedup::check_message_id(message_id);
+    memory::check_session_id(session);
+    memory::check_content(reply);
+    Jsonb* meta = PG_ARGISNULL(3) ? nullptr : PG_GETARG_JSONB_P(3);
+    PreventCommandIfReadOnly("outbound()");
+    // both in the caller's transaction: after a rollback neither happened
+    dedup::complete(message_id);  // 55000 unless the caller holds the claim
+    int64 seq = memory::add_turn(session, core::Role::Assistant, reply, meta);
+    PG_RETURN_INT64(seq);
+  });
+}
