@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # agentcache benchmark: get_context() from shared memory vs. the plain SQL an
-# application would write vs. SELECT 1, measured with pgbench on a throwaway
-# PostgreSQL 15 cluster. Run as root on Debian 12 after `make install`:
+# application would write vs. SELECT 1, the lookup maps vs. a JOIN, and the
+# TTL cache (get/fetch/put) vs. an application's own cache tables, measured
+# with pgbench on a throwaway PostgreSQL 15 cluster. Run as root on Debian 12
+# after `make install`:
 #     bash bench/run.sh
-# Env: SESSIONS (10000) TURNS (30) DURATION (10 s per pgbench run) RUNS (3)
+# Env: SESSIONS (10000) TURNS (30) DURATION (8 s per pgbench run) RUNS (3)
 #      CLIENTS ("1 8") BENCH_PORT (54330) SESSION_MEMORY ('160MB')
 #      INSTANCES (1000 rows in the 'instances' lookup map)
 #      INSTANCES_BIG (100000 entries for the map load measurement)
-#      MAP_MEMORY ('128MB').
+#      MAP_MEMORY ('128MB') KEYS (100000 ~1 KB entries in TTL namespace 'bench').
 # Smoke test:
-#   SESSIONS=200 DURATION=2 RUNS=1 INSTANCES=100 INSTANCES_BIG=10000 bash bench/run.sh
+#   SESSIONS=200 DURATION=2 RUNS=1 INSTANCES=100 INSTANCES_BIG=2000 KEYS=2000 bash bench/run.sh
 # See bench/README.md for how to read the output.
 set -euo pipefail
 
@@ -19,7 +21,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 SESSIONS=${SESSIONS:-10000}
 TURNS=${TURNS:-30}
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-8}
 RUNS=${RUNS:-3}
 CLIENTS=${CLIENTS:-"1 8"}
 PORT=${BENCH_PORT:-54330}
@@ -29,6 +31,7 @@ INSTANCES_BIG=${INSTANCES_BIG:-100000}
 # A map reload builds the new version beside the one in use, so map_memory
 # must hold two copies of the biggest map (plus every other map).
 MAP_MEMORY=${MAP_MEMORY:-128MB}
+KEYS=${KEYS:-100000}
 # output_floor returns one session's prebuilt context (same bytes as a warm
 # get_context) from a one-row table: what sending ~8 KB of jsonb costs with no
 # agentcache code at all. get_context_1 asks for the newest turn only: the
@@ -38,13 +41,25 @@ MAP_MEMORY=${MAP_MEMORY:-128MB}
 # (its baseline in the "vs plain SQL" column).
 # map_floor returns one instance's record (the same bytes resolve_instance
 # returns) from a one-row table: the response's own cost for the map rows.
-WORKLOADS=(select1 plain_sql get_context output_floor get_context_1 resolve_instance plain_join map_floor)
+# TTL cache, namespace 'bench' with KEYS ~1 KB entries: ttl_get vs. the
+# lookup an application does in its own UNLOGGED cache table
+# (plain_unlogged_get); ttl_fetch_hit (fetch() that always hits) vs. ttl_get;
+# ttl_put vs. an upsert into an ordinary LOGGED table (plain_logged_upsert).
+WORKLOADS=(select1 plain_sql get_context output_floor get_context_1 resolve_instance plain_join map_floor
+           ttl_get plain_unlogged_get ttl_fetch_hit ttl_put plain_logged_upsert)
 # workload -> the workload its "vs plain SQL" column divides by (default plain_sql)
-declare -A BASELINE=([resolve_instance]=plain_join [plain_join]=plain_join [map_floor]=plain_join)
+declare -A BASELINE=([resolve_instance]=plain_join [plain_join]=plain_join [map_floor]=plain_join
+                     [ttl_get]=plain_unlogged_get [plain_unlogged_get]=plain_unlogged_get
+                     [ttl_fetch_hit]=ttl_get
+                     [ttl_put]=plain_logged_upsert [plain_logged_upsert]=plain_logged_upsert)
+# The write workloads run with production durability (fsync, full_page_writes
+# and synchronous_commit on); everything else with the fast loading settings.
+declare -A WRITES=([ttl_put]=1 [plain_logged_upsert]=1)
+durability_of() { if [ -n "${WRITES[$1]:-}" ]; then printf durable; else printf fast; fi; }
 baseline_of() { printf '%s' "${BASELINE[$1]:-plain_sql}"; }
 
 is_uint() { [[ $1 =~ ^[1-9][0-9]*$ ]]; }
-for v in SESSIONS TURNS DURATION RUNS INSTANCES INSTANCES_BIG; do
+for v in SESSIONS TURNS DURATION RUNS INSTANCES INSTANCES_BIG KEYS; do
   is_uint "${!v}" || die "$v must be a positive integer (got '${!v}')"
 done
 read -r -a CLIENT_LIST <<<"$CLIENTS"
@@ -77,17 +92,19 @@ fi
 header "setup"
 note "sessions=$SESSIONS turns/session=$TURNS duration=${DURATION}s runs=$RUNS clients=${CLIENT_LIST[*]} port=$PORT"
 note "instances=$INSTANCES (map 'instances'), instances_big=$INSTANCES_BIG (map load measurement), map_memory=$MAP_MEMORY"
+note "keys=$KEYS (~1 KB jsonb entries in TTL namespace 'bench' and in each baseline table)"
 note "host: $(nproc) CPU(s), load average $(cut -d' ' -f1-3 /proc/loadavg); pgbench and the server share these CPUs"
 
 start_throwaway_cluster agentcache-bench "$PORT" "agentcache.session_memory = '$SESSION_MEMORY'
 agentcache.map_memory = '$MAP_MEMORY'
-shared_buffers = 256MB
+shared_buffers = 1GB
 max_connections = 50
 fsync = off
 synchronous_commit = off
 full_page_writes = off"
-note "cluster in $WORK (removed on exit): shared_buffers=256MB max_connections=50 agentcache.session_memory=$SESSION_MEMORY agentcache.map_memory=$MAP_MEMORY"
-note "NOTE: fsync=off, synchronous_commit=off, full_page_writes=off (not crash-safe; only loading writes, the measured workloads are read-only)"
+note "cluster in $WORK (removed on exit): shared_buffers=1GB max_connections=50 agentcache.session_memory=$SESSION_MEMORY agentcache.map_memory=$MAP_MEMORY"
+note "NOTE: fsync=off, synchronous_commit=off, full_page_writes=off for loading and the read-only workloads (not crash-safe);"
+note "      the write workloads (ttl_put, plain_logged_upsert) run with fsync=on, full_page_writes=on, synchronous_commit=on"
 
 psql_b() {
   aspg psql -X -q -h "$WORK" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -P pager=off "$@"
@@ -100,6 +117,38 @@ psql_ms() {
   local out
   out=$(psql_b -At -c '\timing on' -c "$1") || return 1
   printf '%s\n' "$out" | awk '/^Time: / { print $2; found = 1 } END { if (!found) exit 1 }'
+}
+# the durability settings a new connection sees, as one line
+durability_now() {
+  psql_v "SELECT 'fsync=' || current_setting('fsync') || ' full_page_writes=' || current_setting('full_page_writes')
+                 || ' synchronous_commit=' || current_setting('synchronous_commit')
+                 || ' wal_sync_method=' || current_setting('wal_sync_method')"
+}
+# set_durability fast|durable: fsync, full_page_writes and synchronous_commit
+# all off (loading, read-only workloads) or all on (production durability, for
+# the write workloads). All three take effect on a reload (fsync and
+# full_page_writes are sighup settings); ALTER SYSTEM + pg_reload_conf(), then
+# wait until a new connection (what pgbench opens) sees the new values, since
+# the postmaster applies the reload asynchronously. Sets DURABILITY and
+# DURABILITY_SEEN[mode] (the settings read back).
+DURABILITY=""
+declare -A DURABILITY_SEEN
+set_durability() {
+  local mode=$1 v i now
+  [ "$mode" != "$DURABILITY" ] || return 0
+  case $mode in durable) v=on ;; fast) v=off ;; *) die "set_durability: unknown mode '$mode'" ;; esac
+  psql_b -c "ALTER SYSTEM SET fsync = $v" -c "ALTER SYSTEM SET full_page_writes = $v" \
+         -c "ALTER SYSTEM SET synchronous_commit = $v" -c 'SELECT pg_reload_conf()' >/dev/null
+  for ((i = 0; i < 100; i++)); do
+    now=$(durability_now)
+    if [[ $now == "fsync=$v full_page_writes=$v synchronous_commit=$v "* ]]; then
+      DURABILITY=$mode
+      DURABILITY_SEEN[$mode]=$now
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "the server did not switch to $mode durability (fsync/full_page_writes/synchronous_commit = $v); it shows: $now"
 }
 
 note "server: $(psql_v 'SHOW server_version'); effective agentcache.session_memory = $(psql_v 'SHOW agentcache.session_memory'), agentcache.map_memory = $(psql_v 'SHOW agentcache.map_memory')"
@@ -205,6 +254,50 @@ note "$(psql_v "SELECT 'avg value ' || round(avg(length(value::text))) || ' char
 [ "$ment" -eq "$INSTANCES" ] || die "map 'instances' has $ment entries, expected $INSTANCES"
 psql_b -c "CREATE TABLE public.bench_map_floor (v jsonb);
   INSERT INTO public.bench_map_floor SELECT agentcache.resolve_instance('inst-1');" >/dev/null
+
+# ~1 KB of jsonb per entry: the kind of value an agent caches (a model answer
+# with a little metadata). ttl_value_sql KEYEXPR NUMEXPR -> SQL expression.
+ttl_value_sql() {
+  printf '%s' "jsonb_build_object('key', $1, 'model', 'bench-model-v1', 'tokens', 100 + ($2) % 900, 'cached', true, 'answer', left(repeat(md5(($2)::text), 30), 950))"
+}
+header "TTL cache: $KEYS entries of ~1 KB in namespace 'bench' + the same rows in app_cache_unlogged and app_cache_logged"
+t0=$(date +%s.%N)
+psql_b -c "
+  INSERT INTO agentcache.entries (namespace, key, value, expires_at)
+  SELECT 'bench', 'k' || k, $(ttl_value_sql "'k' || k" k), now() + interval '1 day'
+    FROM generate_series(1, $KEYS) AS k;
+  SELECT agentcache.configure_namespace('bench', '1 day');
+  CREATE UNLOGGED TABLE public.app_cache_unlogged (key text PRIMARY KEY, value jsonb, expires_at timestamptz);
+  CREATE TABLE public.app_cache_logged (key text PRIMARY KEY, value jsonb, expires_at timestamptz);
+  INSERT INTO public.app_cache_unlogged SELECT key, value, expires_at FROM agentcache.entries WHERE namespace = 'bench';
+  INSERT INTO public.app_cache_logged SELECT key, value, expires_at FROM agentcache.entries WHERE namespace = 'bench';" >/dev/null
+psql_b -c 'VACUUM ANALYZE agentcache.entries, agentcache.namespaces, public.app_cache_unlogged, public.app_cache_logged'
+t1=$(date +%s.%N)
+note "$(psql_v "SELECT count(*) || ' entries, avg value ' || round(avg(length(value::text))) || ' characters of JSON text / '
+                       || round(avg(pg_column_size(value))) || ' bytes of jsonb; agentcache.entries table+indexes '
+                       || pg_size_pretty(pg_total_relation_size('agentcache.entries'))
+                  FROM agentcache.entries WHERE namespace = 'bench'")"
+note "$(psql_v "SELECT 'app_cache_unlogged ' || pg_size_pretty(pg_total_relation_size('public.app_cache_unlogged'))
+                       || ', app_cache_logged ' || pg_size_pretty(pg_total_relation_size('public.app_cache_logged')) || ' (table+index)'")"
+note "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "loaded and vacuumed in %.1f s", b - a }')"
+# the value ttl_put and plain_logged_upsert write (same shape and size)
+PUT_VALUE=$(psql_v "SELECT $(ttl_value_sql "'w'" 0)::text")
+case $PUT_VALUE in *"'"* | *:[A-Za-z_]*) die "the put value must contain no quote and no :name (pgbench variable syntax)" ;; esac
+note "write value: ${#PUT_VALUE} characters of JSON text"
+
+# Everything is loaded: write it out now (fast, fsync=off) so that no
+# checkpoint flushes the load during a measured run, and read the tables the
+# workloads use into shared_buffers (bulk loads and VACUUM use small rings).
+psql_b -c 'CHECKPOINT' >/dev/null
+if psql_b -c 'CREATE EXTENSION pg_prewarm' >/dev/null 2>&1; then
+  note "pg_prewarm: $(psql_v "SELECT sum(pg_prewarm(c::regclass)) || ' blocks read into shared_buffers'
+                               FROM unnest(ARRAY['agentcache.turns', 'agentcache.turns_pkey', 'agentcache.entries',
+                                                 'agentcache.entries_pkey', 'public.app_cache_unlogged',
+                                                 'public.app_cache_unlogged_pkey', 'public.app_cache_logged',
+                                                 'public.app_cache_logged_pkey']) AS c")"
+else
+  note "pg_prewarm not available (postgresql-contrib); the first runs read the tables into shared_buffers"
+fi
 psql_b -c 'SELECT agentcache.reset_stats()' >/dev/null
 
 # ---------------------------------------------------------------- pgbench
@@ -237,14 +330,41 @@ EOF
 cat >"$WORK/map_floor.sql" <<'EOF'
 SELECT v FROM public.bench_map_floor;
 EOF
+cat >"$WORK/ttl_get.sql" <<'EOF'
+\set k random(1, :keys)
+SELECT agentcache.get('bench', 'k' || :k);
+EOF
+cat >"$WORK/plain_unlogged_get.sql" <<'EOF'
+\set k random(1, :keys)
+SELECT value FROM app_cache_unlogged WHERE key = 'k' || :k AND (expires_at IS NULL OR expires_at > clock_timestamp());
+EOF
+cat >"$WORK/ttl_fetch_hit.sql" <<'EOF'
+\set k random(1, :keys)
+SELECT agentcache.fetch('bench', 'k' || :k, 'SELECT 1');
+EOF
+# the write scripts: new keys 'w1'..'wKEYS' (inserts first, then updates)
+cat >"$WORK/ttl_put.sql" <<EOF
+\\set k random(1, :keys)
+SELECT agentcache.put('bench', 'w' || :k, '$PUT_VALUE'::jsonb, '1 hour');
+EOF
+cat >"$WORK/plain_logged_upsert.sql" <<EOF
+\\set k random(1, :keys)
+INSERT INTO app_cache_logged VALUES ('w' || :k, '$PUT_VALUE', now() + '1 hour') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at;
+EOF
 chown postgres:postgres "$WORK"/*.sql
 
 header "pgbench: -n -M prepared -T $DURATION, clients ${CLIENT_LIST[*]}, $RUNS run(s), workloads interleaved"
+set_durability durable
+note "write workloads (ttl_put, plain_logged_upsert): ${DURABILITY_SEEN[durable]}"
+set_durability fast
+note "all other workloads (read-only):                ${DURABILITY_SEEN[fast]}"
+note "(switched with ALTER SYSTEM + pg_reload_conf() before the first write workload of each run and back after it; checked from a new connection each time)"
 declare -A TPS   # key "workload:clients" -> space-separated TPS of each run
 for ((run = 1; run <= RUNS; run++)); do
   for c in "${CLIENT_LIST[@]}"; do
     for w in "${WORKLOADS[@]}"; do
-      out=$(aspg pgbench -n -M prepared -T "$DURATION" -c "$c" -j "$c" -D "sessions=$SESSIONS" -D "instances=$INSTANCES" \
+      set_durability "$(durability_of "$w")"
+      out=$(aspg pgbench -n -M prepared -T "$DURATION" -c "$c" -j "$c" -D "sessions=$SESSIONS" -D "instances=$INSTANCES" -D "keys=$KEYS" \
               -h "$WORK" -p "$PORT" -U postgres -f "$WORK/$w.sql" postgres 2>&1) || {
         printf '%s\n' "$out" >&2
         die "pgbench failed ($w, $c clients)"
@@ -252,10 +372,11 @@ for ((run = 1; run <= RUNS; run++)); do
       tps=$(printf '%s\n' "$out" | awk '/^tps = / { print $3; exit }')
       [ -n "$tps" ] || { printf '%s\n' "$out" >&2; die "no tps in pgbench output ($w, $c clients)"; }
       TPS[$w:$c]="${TPS[$w:$c]:-}${TPS[$w:$c]:+ }$(printf '%.0f' "$tps")"
-      note "run $run/$RUNS  clients=$c  $(printf '%-16s' "$w") $(printf '%10.0f' "$tps") tps"
+      note "run $run/$RUNS  clients=$c  $(printf '%-19s' "$w") $(printf '%10.0f' "$tps") tps  ($DURABILITY)"
     done
   done
 done
+set_durability fast
 
 median() { tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A MED
@@ -263,16 +384,18 @@ for c in "${CLIENT_LIST[@]}"; do
   for w in "${WORKLOADS[@]}"; do MED[$w:$c]=$(median <<<"${TPS[$w:$c]}"); done
 done
 
-header "results (median of $RUNS run(s) of ${DURATION}s; $SESSIONS sessions x $TURNS turns; $INSTANCES instances)"
-printf '  %-16s | %7s | %10s | %11s | %13s | %-10s | %s\n' workload clients "median TPS" "vs SELECT 1" "vs plain SQL" baseline "TPS per run"
-printf '  %s\n' "-----------------+---------+------------+-------------+---------------+------------+-------------------"
+header "results (median of $RUNS run(s) of ${DURATION}s; $SESSIONS sessions x $TURNS turns; $INSTANCES instances; $KEYS TTL keys)"
+printf '  %-19s | %7s | %10s | %11s | %13s | %-19s | %s\n' workload clients "median TPS" "vs SELECT 1" "vs plain SQL" baseline "TPS per run"
+printf '  %s\n' "--------------------+---------+------------+-------------+---------------+---------------------+-------------------"
 for c in "${CLIENT_LIST[@]}"; do
   for w in "${WORKLOADS[@]}"; do
     b=$(baseline_of "$w")
     awk -v w="$w" -v c="$c" -v m="${MED[$w:$c]}" -v s="${MED[select1:$c]}" -v p="${MED[$b:$c]}" -v b="$b" -v runs="${TPS[$w:$c]}" \
-      'BEGIN { printf "  %-16s | %7d | %10.0f | %10.2fx | %12.2fx | %-10s | %s\n", w, c, m, m / s, m / p, b, runs }'
+      'BEGIN { printf "  %-19s | %7d | %10.0f | %10.2fx | %12.2fx | %-19s | %s\n", w, c, m, m / s, m / p, b, runs }'
   done
 done
+printf '  durability: ttl_put, plain_logged_upsert ran with %s;\n              all other rows with %s\n' \
+  "${DURABILITY_SEEN[durable]}" "${DURABILITY_SEEN[fast]}"
 
 printf '\n  targets (8 clients): '
 if [ -n "${MED[get_context:8]:-}" ]; then
@@ -292,6 +415,18 @@ if [ -n "${MED[get_context:8]:-}" ]; then
 else
   printf 'not measured (8 is not in CLIENTS)\n'
 fi
+# TTL cache targets, at 1 and at 8 clients (whichever of them CLIENTS has)
+for c in 1 8; do
+  if [ -z "${MED[ttl_get:$c]:-}" ]; then
+    note "TTL targets ($c client(s)): not measured ($c is not in CLIENTS)"
+    continue
+  fi
+  awk -v c="$c" -v g="${MED[ttl_get:$c]}" -v pg="${MED[plain_unlogged_get:$c]}" -v f="${MED[ttl_fetch_hit:$c]}" \
+      -v p="${MED[ttl_put:$c]}" -v pu="${MED[plain_logged_upsert:$c]}" 'BEGIN {
+    r1 = g / pg; r2 = p / pu; r3 = f / g
+    printf "  TTL targets (%d client%s): ttl_get >= 0.9x plain_unlogged_get: %.2fx %s;  ttl_put >= 2.5x plain_logged_upsert: %.2fx %s;  ttl_fetch_hit >= 0.9x ttl_get: %.2fx %s\n",
+      c, (c == 1 ? "" : "s"), r1, (r1 >= 0.9 ? "PASS" : "MISS"), r2, (r2 >= 2.5 ? "PASS" : "MISS"), r3, (r3 >= 0.9 ? "PASS" : "MISS") }'
+done
 
 IFS='|' read -r hits misses < <(psql_v "SELECT sum(hits), sum(misses) FROM agentcache.stats WHERE tier = 'session'")
 awk -v h="$hits" -v m="$misses" 'BEGIN {
@@ -300,6 +435,10 @@ awk -v h="$hits" -v m="$misses" 'BEGIN {
 IFS='|' read -r hits misses < <(psql_v "SELECT hits, misses FROM agentcache.stats WHERE tier = 'map' AND name = 'instances'")
 awk -v h="$hits" -v m="$misses" 'BEGIN {
   printf "  map \047instances\047 during the runs (agentcache.stats): hits=%d misses=%d hit ratio=%s\n",
+    h, m, (h + m > 0 ? sprintf("%.4f", h / (h + m)) : "n/a") }'
+IFS='|' read -r hits misses < <(psql_v "SELECT coalesce(sum(hits), 0) || '|' || coalesce(sum(misses), 0) FROM agentcache.stats WHERE tier = 'ttl' AND name = 'bench'")
+awk -v h="$hits" -v m="$misses" 'BEGIN {
+  printf "  TTL namespace \047bench\047 during the runs (agentcache.stats): hits=%d misses=%d hit ratio=%s (ttl_get and ttl_fetch_hit always hit)\n",
     h, m, (h + m > 0 ? sprintf("%.4f", h / (h + m)) : "n/a") }'
 note "host load average after the runs: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) CPUs shared by pgbench, the server and anything else running)"
 
