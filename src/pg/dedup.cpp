@@ -36,11 +36,23 @@ namespace {
 
 constexpr std::size_t kMaxMessageIdBytes = 256;
 constexpr uint16 kLockSpaceClaims = 0xAC06;
+constexpr uint16 kLockSpaceFingerprints = 0xAC07;
 
 LOCKTAG claim_tag(std::string_view message_id) {
   uint64 h = core::hash_bytes(message_id, 0xDED0 ^ MyDatabaseId);
   LOCKTAG tag;
   SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(h >> 32), static_cast<uint32>(h), kLockSpaceClaims);
+  return tag;
+}
+
+// A claim made with a fingerprint also holds the fingerprint (same lifetime),
+// so a second message with the same (conversation, body) sees it as
+// in_progress even before the first claim's row is committed.
+LOCKTAG fingerprint_tag(std::string_view fp) {
+  uint64 h = core::hash_bytes(fp, 0xF1F0 ^ MyDatabaseId);
+  LOCKTAG tag;
+  SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(h >> 32), static_cast<uint32>(h),
+                       kLockSpaceFingerprints);
   return tag;
 }
 
@@ -54,7 +66,16 @@ struct PendingClaim {  // POD in TopTransactionContext
 };
 PendingClaim* g_claims = nullptr;
 
+bool same_tag(const LOCKTAG& a, const LOCKTAG& b) { return std::memcmp(&a, &b, sizeof(LOCKTAG)) == 0; }
+
+PendingClaim* find_claim(ClaimOp op, const LOCKTAG& tag) {
+  for (PendingClaim* c = g_claims; c; c = c->next)
+    if (c->op == op && same_tag(c->tag, tag)) return c;
+  return nullptr;
+}
+
 void push_claim(ClaimOp op, const LOCKTAG& tag) {
+  if (op == ClaimOp::ReleaseAtCommit && find_claim(op, tag) != nullptr) return;  // queued once
   auto* c = static_cast<PendingClaim*>(MemoryContextAllocZero(TopTransactionContext, sizeof(PendingClaim)));
   c->op = op;
   c->nest_level = GetCurrentTransactionNestLevel();
@@ -63,7 +84,23 @@ void push_claim(ClaimOp op, const LOCKTAG& tag) {
   g_claims = c;
 }
 
+void drop_claim(PendingClaim* victim) {
+  for (PendingClaim** link = &g_claims; *link; link = &(*link)->next) {
+    if (*link == victim) {
+      *link = victim->next;
+      return;
+    }
+  }
+}
+
 void release(const LOCKTAG& tag) noexcept { (void)LockRelease(&tag, ExclusiveLock, true); }
+
+// Gives back a lock this dedup_begin call took (its pending entry goes too,
+// so an abort does not release it a second time).
+void release_taken(const LOCKTAG& tag) {
+  if (PendingClaim* c = find_claim(ClaimOp::TakenHere, tag)) drop_claim(c);
+  release(tag);
+}
 
 void xact_callback(XactEvent event, void*) {
   if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
@@ -187,10 +224,15 @@ void register_callbacks() {
 BeginResult begin(std::string_view message_id, const text* conversation, const text* body, int64 within_us) {
   BeginResult r{Outcome::InProgress, 0, false};
   LOCKTAG tag = claim_tag(message_id);
-  const bool mine = LockHeldByMe(&tag, ExclusiveLock);
+  const bool already_held = LockHeldByMe(&tag, ExclusiveLock);
+  // Completed or failed earlier in this transaction (released only at its
+  // commit): asking again is a new attempt on the claim still held, unless
+  // the message turns out to be a duplicate.
+  PendingClaim* pending_release = already_held ? find_claim(ClaimOp::ReleaseAtCommit, tag) : nullptr;
+  const bool mine = already_held && pending_release == nullptr;
   char* fp = (conversation != nullptr && body != nullptr) ? fingerprint(conversation, body) : nullptr;
   spi_connect();
-  if (!mine) {
+  if (!already_held) {
     LockAcquireResult lr = LockAcquire(&tag, ExclusiveLock, true, true);
     if (lr == LOCKACQUIRE_NOT_AVAIL) {
       // another live backend holds it — or has just completed it and not yet
@@ -207,41 +249,39 @@ BeginResult begin(std::string_view message_id, const text* conversation, const t
   RowState st = read_row(message_id);
   if (st.completed_in_window) {
     SPI_finish();
-    if (!mine) release(tag);
+    if (!already_held) release_taken(tag);
     r.outcome = Outcome::Duplicate;
     count(&shmem::DedupCounters::duplicate);
     return r;
   }
-  // Fingerprint duplicates: another message with the same (conversation, body)
-  // completed inside its window, or still processing under a live holder.
+  // Fingerprint duplicates: a message with the same (conversation, body)
+  // completed inside its window (duplicate; a completion earlier in this
+  // transaction counts), or another live claim holds the fingerprint — of
+  // another backend, or of this one under another message id (in_progress).
   if (fp != nullptr && !mine) {
     Oid types[2] = {TEXTOID, TEXTOID};
     Datum values[2] = {CStringGetTextDatum(fp), text_datum(message_id)};
     static SPIPlanPtr plan = nullptr;
     int rc = pg::spi_exec_snapshot(
         &plan,
-        "SELECT message_id, state OPERATOR(pg_catalog.=) 'completed' FROM agentcache.dedup"
-        " WHERE fingerprint OPERATOR(pg_catalog.=) $1 AND message_id OPERATOR(pg_catalog.<>) $2"
-        " AND (state OPERATOR(pg_catalog.=) 'processing' OR (state OPERATOR(pg_catalog.=) 'completed'"
-        " AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()))",
-        2, types, values, nullptr, GetLatestSnapshot(), true, 0);
+        "SELECT 1 FROM agentcache.dedup WHERE fingerprint OPERATOR(pg_catalog.=) $1"
+        " AND message_id OPERATOR(pg_catalog.<>) $2 AND state OPERATOR(pg_catalog.=) 'completed'"
+        " AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()",
+        2, types, values, nullptr, GetLatestSnapshot(), true, 1);
     if (rc != SPI_OK_SELECT) elog(ERROR, "agentcache: reading agentcache.dedup failed");
-    for (uint64 i = 0; i < SPI_processed; ++i) {
-      bool isnull = false;
-      bool completed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
-      Outcome o = Outcome::Duplicate;
-      if (!completed) {
-        // processing: only if its holder is alive (holds the other claim)
-        char* other = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-        LOCKTAG ot = claim_tag(other);
-        if (LockAcquire(&ot, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL) {
-          release(ot);
-          continue;  // its holder is gone: no duplicate
-        }
-        o = Outcome::InProgress;
-      }
+    Outcome o = Outcome::Acquired;
+    LOCKTAG ft = fingerprint_tag(fp);
+    if (SPI_processed > 0) {
+      o = Outcome::Duplicate;  // creates no row and keeps no claim
+    } else if (LockHeldByMe(&ft, ExclusiveLock) ||
+               LockAcquire(&ft, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL) {
+      o = Outcome::InProgress;
+    } else {
+      push_claim(ClaimOp::TakenHere, ft);
+    }
+    if (o != Outcome::Acquired) {
       SPI_finish();
-      release(tag);  // a fingerprint duplicate creates no row and keeps no claim
+      if (!already_held) release_taken(tag);
       r.outcome = o;
       count(o == Outcome::Duplicate ? &shmem::DedupCounters::duplicate : &shmem::DedupCounters::in_progress);
       return r;
@@ -263,6 +303,7 @@ BeginResult begin(std::string_view message_id, const text* conversation, const t
     count(&shmem::DedupCounters::acquired);
     return r;
   }
+  if (pending_release != nullptr) drop_claim(pending_release);  // a new attempt: keep holding
   Interval* within = nullptr;
   if (within_us >= 0) {
     within = static_cast<Interval*>(palloc0(sizeof(Interval)));
@@ -317,9 +358,16 @@ void finish(std::string_view message_id, bool ok, const text* error) {
       &update_plan,
       "UPDATE agentcache.dedup SET state = $2, holder_pid = NULL, error = $3, updated_at = pg_catalog.now(),"
       " expires_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) COALESCE(claim_window, $4)"
-      " WHERE message_id OPERATOR(pg_catalog.=) $1",
+      " WHERE message_id OPERATOR(pg_catalog.=) $1 RETURNING fingerprint",
       4, types, values, nulls, false, 0);
-  if (rc != SPI_OK_UPDATE) elog(ERROR, "agentcache: updating agentcache.dedup failed");
+  if (rc != SPI_OK_UPDATE_RETURNING) elog(ERROR, "agentcache: updating agentcache.dedup failed");
+  if (SPI_processed == 1) {
+    char* fp = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+    if (fp != nullptr) {
+      LOCKTAG ft = fingerprint_tag(fp);
+      if (LockHeldByMe(&ft, ExclusiveLock)) push_claim(ClaimOp::ReleaseAtCommit, ft);
+    }
+  }
   if (SPI_processed == 0) {
     // the state row was removed by dedup_release while we held the claim
     rc = SPI_execute_with_args(

@@ -250,6 +250,82 @@ SELECT count(*) > 0 AS has_rows,
 DROP TABLE np_calls;
 DROP FUNCTION np_compute(int);
 
+-- ---------------------------------------------------------------- dedup (table + advisory locks: works)
+SELECT agentcache.dedup_begin('np-d1') AS acquired, agentcache.dedup_begin('np-d1') AS holder_again;
+SELECT state, holder_pid = pg_backend_pid() AS mine, attempts FROM agentcache.dedup_state('np-d1');
+SELECT count(*) AS claims FROM pg_locks
+ WHERE locktype = 'advisory' AND objsubid = -21498 AND pid = pg_backend_pid();
+SELECT agentcache.dedup_complete('np-d1') AS completed;
+SELECT agentcache.dedup_begin('np-d1') AS duplicate;
+SELECT state, holder_pid IS NULL AS no_holder, attempts FROM agentcache.dedup_state('np-d1');
+SELECT count(*) AS claims FROM pg_locks
+ WHERE locktype = 'advisory' AND objsubid = -21498 AND pid = pg_backend_pid();
+-- fail and retry; fingerprints
+SELECT agentcache.dedup_begin('np-d2', 'np-conv', 'same body') AS acquired;
+SELECT agentcache.dedup_fail('np-d2', 'boom') AS failed;
+SELECT state, attempts, error FROM agentcache.dedup_state('np-d2');
+SELECT agentcache.dedup_begin('np-d2') AS retry;
+SELECT state, attempts, error, fingerprint IS NOT NULL AS has_fingerprint FROM agentcache.dedup_state('np-d2');
+SELECT agentcache.dedup_complete('np-d2') AS completed;
+SELECT agentcache.dedup_begin('np-d3', 'np-conv', 'same body') AS fingerprint_duplicate,
+       (SELECT count(*) FROM agentcache.dedup WHERE message_id = 'np-d3') AS rows_d3;
+-- claims follow the transaction
+BEGIN;
+SELECT agentcache.dedup_begin('np-d4') AS acquired;
+ROLLBACK;
+SELECT count(*) AS state_rows FROM agentcache.dedup_state('np-d4');
+SELECT count(*) AS claims FROM pg_locks
+ WHERE locktype = 'advisory' AND objsubid = -21498 AND pid = pg_backend_pid();
+-- the documented errors are the same as with preload
+\set VERBOSITY sqlstate
+SELECT agentcache.dedup_begin(NULL);
+SELECT agentcache.dedup_begin(repeat('x', 257));
+SELECT agentcache.dedup_begin('np-d5', NULL, NULL, '0');
+SELECT agentcache.dedup_complete('np-d5');
+SELECT agentcache.dedup_fail('np-d1');
+BEGIN READ ONLY;
+SELECT agentcache.dedup_begin('np-d5');
+ROLLBACK;
+\set VERBOSITY default
+SELECT agentcache.dedup_release('np-d1') AS released, agentcache.dedup_release('np-d1') AS again;
+SELECT agentcache.dedup_begin('np-d1') AS after_release;
+SELECT agentcache.dedup_complete('np-d1') AS completed;
+SELECT (agentcache.health()->'dedup'->>'claims_held') ~ '^[0-9]+$' AS claims_held_is_integer;
+
+-- ---------------------------------------------------------------- the hot path (works: route null)
+SELECT r->'route' AS route, r->>'dedup' AS dedup, jsonb_path_query_array(r->'context', '$[*].role') AS roles,
+       jsonb_path_query_array(r->'context', '$[*].content') AS contents
+  FROM agentcache.inbound('wa-1', 'np-h1', 'np-h', 'hi') r;
+-- the holder's repeat adds nothing
+SELECT r->>'dedup' AS dedup, jsonb_path_query_array(r->'context', '$[*].content') AS contents
+  FROM agentcache.inbound('wa-1', 'np-h1', 'np-h', 'hi') r;
+SELECT agentcache.outbound('np-h1', 'np-h', 'hello', '{"m": 1}') > 0 AS replied;
+SELECT r->'route' AS route, r->>'dedup' AS dedup, jsonb_path_query_array(r->'context', '$[*].content') AS contents,
+       r->'context'->-1->'meta' AS meta
+  FROM agentcache.inbound('wa-1', 'np-h1', 'np-h', 'hi') r;
+SELECT state, attempts FROM agentcache.dedup_state('np-h1');
+-- outbound rolled back: neither turn nor completion
+SELECT agentcache.inbound('wa-1', 'np-h2', 'np-h', 'again')->>'dedup' AS dedup;
+BEGIN;
+SELECT agentcache.outbound('np-h2', 'np-h', 'rolled back') > 0 AS replied;
+ROLLBACK;
+SELECT state, holder_pid = pg_backend_pid() AS mine FROM agentcache.dedup_state('np-h2');
+SELECT agentcache.outbound('np-h2', 'np-h', 'committed') > 0 AS replied;
+SELECT role, content FROM agentcache.get_turns('np-h');
+\set VERBOSITY sqlstate
+SELECT agentcache.outbound('np-h1', 'np-h', 'not held');
+SELECT agentcache.inbound('wa-1', 'np-h3', 'np-h', NULL);
+SELECT agentcache.inbound('wa-1', 'np-h3', repeat('s', 257), 'x');
+BEGIN READ ONLY;
+SELECT agentcache.inbound('wa-1', 'np-h3', 'np-h', 'x');
+ROLLBACK;
+\set VERBOSITY default
+SELECT count(*) AS turns FROM agentcache.turns WHERE session_id = 'np-h';
+-- stats(): the dedup row, zero counters
+SELECT tier, name, hits, misses, stale_hits, evictions, invalidations FROM agentcache.stats() WHERE tier = 'dedup';
+SELECT agentcache.forget_session('np-h') AS deleted;
+SELECT count(agentcache.dedup_release(message_id)) AS released FROM agentcache.dedup;
+
 -- forget_session deletes the history
 SELECT agentcache.forget_session('np-1') AS deleted, agentcache.forget_session('np-2') AS deleted2;
 SELECT agentcache.get_context('np-1') AS after_forget;
