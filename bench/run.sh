@@ -2,16 +2,26 @@
 # agentcache benchmark: get_context() from shared memory vs. the plain SQL an
 # application would write vs. SELECT 1, the lookup maps vs. a JOIN, and the
 # TTL cache (get/fetch/put) vs. an application's own cache tables, measured
-# with pgbench on a throwaway PostgreSQL 15 cluster. Run as root on Debian 12
-# after `make install`:
+# with pgbench on a throwaway PostgreSQL 15 cluster; then the inbound-message
+# hot path (inbound+outbound vs. plain SQL vs. Redis) and dedup_begin+
+# dedup_complete vs. plain SQL, measured by bench/hotpath_client.c (libpq +
+# hiredis) against the same cluster and a throwaway redis-server on loopback.
+# Run as root on Debian 12 after `make install` and
+# `apt-get install -y redis-server libhiredis-dev libpq-dev`:
 #     bash bench/run.sh
 # Env: SESSIONS (10000) TURNS (30) DURATION (8 s per pgbench run) RUNS (3)
 #      CLIENTS ("1 8") BENCH_PORT (54330) SESSION_MEMORY ('160MB')
 #      INSTANCES (1000 rows in the 'instances' lookup map)
 #      INSTANCES_BIG (100000 entries for the map load measurement)
 #      MAP_MEMORY ('128MB') KEYS (100000 ~1 KB entries in TTL namespace 'bench').
+#      HOTPATH (1; 0 skips the hot-path section) ONLY ('' = everything;
+#      'hotpath' = load sessions and the instances map, then only the hot-path
+#      section) REDIS_PORT (first free port from 6390) HOTPATH_REDIS (unix:
+#      the client reaches Redis through its Unix socket, like PostgreSQL's;
+#      tcp: through 127.0.0.1:REDIS_PORT).
 # Smoke test:
 #   SESSIONS=200 DURATION=2 RUNS=1 INSTANCES=100 INSTANCES_BIG=2000 KEYS=2000 bash bench/run.sh
+#   SESSIONS=200 DURATION=2 RUNS=1 INSTANCES=100 ONLY=hotpath bash bench/run.sh   # hot path only
 # See bench/README.md for how to read the output.
 set -euo pipefail
 
@@ -32,6 +42,10 @@ INSTANCES_BIG=${INSTANCES_BIG:-100000}
 # must hold two copies of the biggest map (plus every other map).
 MAP_MEMORY=${MAP_MEMORY:-128MB}
 KEYS=${KEYS:-100000}
+HOTPATH=${HOTPATH:-1}
+ONLY=${ONLY:-}
+HOTPATH_REDIS=${HOTPATH_REDIS:-unix}
+REDIS_PORT=${REDIS_PORT:-}
 # output_floor returns one session's prebuilt context (same bytes as a warm
 # get_context) from a one-row table: what sending ~8 KB of jsonb costs with no
 # agentcache code at all. get_context_1 asks for the newest turn only: the
@@ -65,11 +79,45 @@ done
 read -r -a CLIENT_LIST <<<"$CLIENTS"
 [ "${#CLIENT_LIST[@]}" -gt 0 ] || die "CLIENTS must list at least one client count"
 for c in "${CLIENT_LIST[@]}"; do is_uint "$c" || die "CLIENTS must be positive integers (got '$c')"; done
+case $ONLY in '' | hotpath) ;; *) die "ONLY must be empty or 'hotpath' (got '$ONLY')" ;; esac
+case $HOTPATH in 0 | 1) ;; *) die "HOTPATH must be 0 or 1 (got '$HOTPATH')" ;; esac
+[ "$ONLY" != hotpath ] || [ "$HOTPATH" = 1 ] || die "ONLY=hotpath with HOTPATH=0 measures nothing"
+case $HOTPATH_REDIS in unix | tcp) ;; *) die "HOTPATH_REDIS must be 'unix' or 'tcp' (got '$HOTPATH_REDIS')" ;; esac
+[ -z "$REDIS_PORT" ] || is_uint "$REDIS_PORT" || die "REDIS_PORT must be a port number (got '$REDIS_PORT')"
+if [ "$HOTPATH" = 1 ]; then
+  for c in "${CLIENT_LIST[@]}"; do
+    [ "$c" -le "$SESSIONS" ] || die "the hot-path section needs SESSIONS >= every client count (each connection owns its sessions)"
+  done
+fi
 
 WORK=""
+REDIS_DIR="" REDIS_PID=""
+# stop_redis: shuts down the redis-server this script started (by its pid) and
+# waits until it is gone. Safe to call twice.
+stop_redis() {
+  [ -n "$REDIS_PID" ] || return 0
+  redis-cli -s "$REDIS_DIR/redis.sock" shutdown nosave >/dev/null 2>&1
+  local i
+  # still ours only while that pid is a redis-server (not a reused pid)
+  # (a zombie waiting for init to reap it counts as gone)
+  ours() {
+    local comm state
+    read -r _ comm state _ <"/proc/$REDIS_PID/stat" 2>/dev/null || return 1
+    [ "$comm" = "(redis-server)" ] && [ "$state" != Z ]
+  }
+  for ((i = 0; i < 50; i++)); do
+    ours || { REDIS_PID=""; return 0; }
+    sleep 0.1
+  done
+  kill "$REDIS_PID" 2>/dev/null
+  sleep 0.5
+  ours && kill -9 "$REDIS_PID" 2>/dev/null
+  REDIS_PID=""
+}
 cleanup() {
   local rc=$?
   set +e
+  stop_redis
   stop_throwaway_cluster "$rc"
   if [ "$rc" -ne 0 ]; then
     printf '\nbenchmark FAILED (exit %s); the temporary cluster was stopped and removed\n' "$rc" >&2
@@ -87,6 +135,16 @@ PKGLIBDIR=$("$PG_CONFIG" --pkglibdir 2>/dev/null) || die "$PG_CONFIG not found: 
 SHAREDIR=$("$PG_CONFIG" --sharedir)
 if [ ! -f "$PKGLIBDIR/agentcache.so" ] || [ ! -f "$SHAREDIR/extension/agentcache.control" ]; then
   die "agentcache is not installed ($PKGLIBDIR/agentcache.so missing): run \`make install\` in $ROOT (or bash scripts/demo.sh, which builds and installs it), then re-run"
+fi
+# the hot-path section's prerequisites, checked before anything long runs
+if [ "$HOTPATH" = 1 ]; then
+  missing=()
+  command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+  { command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 || missing+=(redis-server)
+  [ -f /usr/include/hiredis/hiredis.h ] || missing+=(libhiredis-dev)
+  [ -f "$("$PG_CONFIG" --includedir)/libpq-fe.h" ] || missing+=(libpq-dev)
+  [ "${#missing[@]}" -eq 0 ] ||
+    die "the hot-path section needs ${missing[*]}: run \`apt-get install -y redis-server libhiredis-dev libpq-dev gcc\` (or HOTPATH=0 to skip it)"
 fi
 
 header "setup"
@@ -111,6 +169,8 @@ psql_b() {
 }
 # one value, unaligned
 psql_v() { psql_b -At -c "$1"; }
+# median of the numbers on stdin (space-separated)
+median() { tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # wall-clock milliseconds of one statement, as psql's \timing reports it
 # (client round trip included: well under 1 ms on a Unix socket)
 psql_ms() {
@@ -255,6 +315,7 @@ note "$(psql_v "SELECT 'avg value ' || round(avg(length(value::text))) || ' char
 psql_b -c "CREATE TABLE public.bench_map_floor (v jsonb);
   INSERT INTO public.bench_map_floor SELECT agentcache.resolve_instance('inst-1');" >/dev/null
 
+if [ "$ONLY" != hotpath ]; then # ---- TTL cache load (skipped with ONLY=hotpath); body not indented
 # ~1 KB of jsonb per entry: the kind of value an agent caches (a model answer
 # with a little metadata). ttl_value_sql KEYEXPR NUMEXPR -> SQL expression.
 ttl_value_sql() {
@@ -284,22 +345,26 @@ note "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "loaded and vacuumed in %.1f s
 PUT_VALUE=$(psql_v "SELECT $(ttl_value_sql "'w'" 0)::text")
 case $PUT_VALUE in *"'"* | *:[A-Za-z_]*) die "the put value must contain no quote and no :name (pgbench variable syntax)" ;; esac
 note "write value: ${#PUT_VALUE} characters of JSON text"
+fi # ---- end of the TTL cache load
 
 # Everything is loaded: write it out now (fast, fsync=off) so that no
 # checkpoint flushes the load during a measured run, and read the tables the
 # workloads use into shared_buffers (bulk loads and VACUUM use small rings).
 psql_b -c 'CHECKPOINT' >/dev/null
+PREWARM_RELS="'agentcache.turns', 'agentcache.turns_pkey'"
+[ "$ONLY" = hotpath ] || PREWARM_RELS+=", 'agentcache.entries', 'agentcache.entries_pkey', 'public.app_cache_unlogged',
+                                           'public.app_cache_unlogged_pkey', 'public.app_cache_logged', 'public.app_cache_logged_pkey'"
+HAVE_PREWARM=0
 if psql_b -c 'CREATE EXTENSION pg_prewarm' >/dev/null 2>&1; then
+  HAVE_PREWARM=1
   note "pg_prewarm: $(psql_v "SELECT sum(pg_prewarm(c::regclass)) || ' blocks read into shared_buffers'
-                               FROM unnest(ARRAY['agentcache.turns', 'agentcache.turns_pkey', 'agentcache.entries',
-                                                 'agentcache.entries_pkey', 'public.app_cache_unlogged',
-                                                 'public.app_cache_unlogged_pkey', 'public.app_cache_logged',
-                                                 'public.app_cache_logged_pkey']) AS c")"
+                               FROM unnest(ARRAY[$PREWARM_RELS]) AS c")"
 else
   note "pg_prewarm not available (postgresql-contrib); the first runs read the tables into shared_buffers"
 fi
 psql_b -c 'SELECT agentcache.reset_stats()' >/dev/null
 
+if [ "$ONLY" != hotpath ]; then # ---- pgbench and map load (skipped with ONLY=hotpath); body not indented
 # ---------------------------------------------------------------- pgbench
 cat >"$WORK/select1.sql" <<'EOF'
 SELECT 1;
@@ -378,7 +443,6 @@ for ((run = 1; run <= RUNS; run++)); do
 done
 set_durability fast
 
-median() { tr ' ' '\n' | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 declare -A MED
 for c in "${CLIENT_LIST[@]}"; do
   for w in "${WORKLOADS[@]}"; do MED[$w:$c]=$(median <<<"${TPS[$w:$c]}"); done
@@ -465,5 +529,161 @@ note "$(awk -v u="$mused" -v l="$mlimit" -v b="$bbytes" 'BEGIN {
 [ "$bent" -eq "$INSTANCES_BIG" ] || die "map 'big' has $bent entries, expected $INSTANCES_BIG"
 psql_b -At -c "SELECT agentcache.drop_map('big')" >/dev/null
 note "drop_map('big'); map_memory used after: $(psql_v "SELECT agentcache.health()->'map_memory'->>'used'") bytes"
+fi # ---- end of pgbench and map load
+
+# ------------------------------------------------------------ hot path (last)
+# inbound+outbound vs. the same steps as separate plain-SQL statements vs. the
+# Redis hot path, and dedup_begin+dedup_complete vs. plain SQL, all measured by
+# one client program (bench/hotpath_client.c, libpq + hiredis). Skipped with
+# HOTPATH=0. See bench/README.md for exactly what each mode sends.
+if [ "$HOTPATH" = 1 ]; then # ---- body not indented
+HP_MODES=(agentcache plainsql redis redis_pipelined dedup dedup_plain)
+header "hot path: ${HP_MODES[*]} (bench/hotpath_client.c, libpq + hiredis)"
+HP_BIN=$WORK/hotpath_client
+gcc -O2 -Wall -o "$HP_BIN" "$ROOT/bench/hotpath_client.c" -I"$("$PG_CONFIG" --includedir)" \
+  -L"$("$PG_CONFIG" --libdir)" -lpq -lhiredis -lpthread -lm || die "could not compile bench/hotpath_client.c"
+chmod 755 "$HP_BIN"
+note "compiled $HP_BIN (gcc -O2; libpq-dev $(dpkg-query -W -f='${Version}' libpq-dev 2>/dev/null || echo '?'), libhiredis-dev $(dpkg-query -W -f='${Version}' libhiredis-dev 2>/dev/null || echo '?'))"
+
+# What an application keeps without the extension: its own turns table (a
+# copy of agentcache.turns, same primary key) and its own dedup state table.
+psql_b -c "CREATE TABLE public.app_turns (LIKE agentcache.turns INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING INDEXES);
+  INSERT INTO public.app_turns SELECT * FROM agentcache.turns;
+  CREATE TABLE public.app_dedup (message_id text PRIMARY KEY, state text NOT NULL, holder_pid int,
+                                 attempts int NOT NULL, updated_at timestamptz, expires_at timestamptz);" >/dev/null
+psql_b -c 'VACUUM ANALYZE public.app_turns, public.app_dedup' >/dev/null
+CTX_TURNS=$(psql_v 'SHOW agentcache.context_turns')
+note "public.app_turns: $(psql_v "SELECT count(*) || ' rows (copy of agentcache.turns), ' || pg_size_pretty(pg_total_relation_size('public.app_turns')) || ' table+index' FROM public.app_turns"); public.app_dedup: empty"
+note "context: the newest $CTX_TURNS turns (agentcache.context_turns) in every mode"
+
+# redis-server: loopback TCP + a Unix socket in its own directory, no
+# persistence, run as the postgres user, stopped by the EXIT trap.
+REDIS_DIR=$WORK/redis
+mkdir -p "$REDIS_DIR"
+chown postgres:postgres "$REDIS_DIR"
+chmod 700 "$REDIS_DIR"
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# REDIS_PORT given: that port only; else the first free one from 6390 on
+if [ -n "$REDIS_PORT" ]; then first_port=$REDIS_PORT last_port=$REDIS_PORT; else first_port=6390 last_port=6409; fi
+REDIS_PORT=""
+for ((p = first_port; p <= last_port; p++)); do
+  port_in_use "$p" && continue
+  rm -f "$REDIS_DIR/redis.pid"
+  aspg redis-server --bind 127.0.0.1 --port "$p" --protected-mode yes \
+    --unixsocket "$REDIS_DIR/redis.sock" --unixsocketperm 700 \
+    --save '' --appendonly no --daemonize yes --pidfile "$REDIS_DIR/redis.pid" \
+    --logfile "$REDIS_DIR/redis.log" --dir "$REDIS_DIR" || continue
+  # redis writes its pidfile after it starts listening: wait for both
+  up=0
+  for ((i = 0; i < 100; i++)); do
+    [ -s "$REDIS_DIR/redis.pid" ] && REDIS_PID=$(cat "$REDIS_DIR/redis.pid")
+    if [ -n "$REDIS_PID" ] && [ "$(redis-cli -s "$REDIS_DIR/redis.sock" ping 2>/dev/null)" = PONG ]; then
+      up=1
+      break
+    fi
+    sleep 0.1
+  done
+  if [ "$up" = 1 ]; then
+    REDIS_PORT=$p
+    break
+  fi
+  stop_redis # stops it if it wrote its pid at all (a failed bind exits by itself)
+done
+if [ -z "$REDIS_PID" ]; then
+  tail -n 20 "$REDIS_DIR/redis.log" >&2 2>/dev/null
+  die "could not start redis-server on 127.0.0.1 (port(s) $first_port..$last_port in use or failing; see the log above)"
+fi
+note "redis-server $(redis-server --version | sed -n 's/.* v=\([^ ]*\).*/\1/p') pid $REDIS_PID: bind $(redis-cli -s "$REDIS_DIR/redis.sock" config get bind | tail -n 1) port $REDIS_PORT and unix socket $REDIS_DIR/redis.sock; save '$(redis-cli -s "$REDIS_DIR/redis.sock" config get save | tail -n 1)' appendonly $(redis-cli -s "$REDIS_DIR/redis.sock" config get appendonly | tail -n 1)"
+note "listening: $(ss -Hltnp 2>/dev/null | awk -v pid="pid=$REDIS_PID," 'index($0, pid) { printf "%s ", $4 }')"
+if [ "$HOTPATH_REDIS" = tcp ]; then REDIS_ADDR=127.0.0.1:$REDIS_PORT; else REDIS_ADDR=$REDIS_DIR/redis.sock; fi
+note "the client reaches Redis at $REDIS_ADDR (HOTPATH_REDIS=$HOTPATH_REDIS) and PostgreSQL at its Unix socket in $WORK"
+HP_CONNINFO="host=$WORK port=$PORT user=postgres dbname=postgres"
+hp_client() {
+  aspg "$HP_BIN" -d "$HP_CONNINFO" -r "$REDIS_ADDR" -s "$SESSIONS" -i "$INSTANCES" -t "$CTX_TURNS" "$@"
+}
+out=$(hp_client -m prewarm_redis -c 1 -T 1) || { printf '%s\n' "$out" >&2; die "prewarming Redis failed"; }
+note "Redis prewarmed: $out (route:<instance> = the instances map value; ctx:<session> = the newest $CTX_TURNS turns as JSON)"
+
+# production durability: every mode writes (turns and dedup state)
+set_durability durable
+note "durability for every hot-path mode: ${DURABILITY_SEEN[durable]} (Redis: no persistence)"
+psql_b -c 'CHECKPOINT' >/dev/null
+if [ "$HAVE_PREWARM" = 1 ]; then
+  note "pg_prewarm: $(psql_v "SELECT sum(pg_prewarm(c::regclass)) || ' blocks of app_turns, app_dedup, integrations, clinics read into shared_buffers'
+                               FROM unnest(ARRAY['public.app_turns', 'public.app_turns_pkey', 'public.app_dedup',
+                                                 'public.integrations', 'public.integrations_pkey',
+                                                 'public.clinics', 'public.clinics_pkey']) AS c")"
+fi
+
+header "hot path runs: -T $DURATION, connections ${CLIENT_LIST[*]}, $RUNS run(s), modes interleaved"
+declare -A HP_OPS HP_P50 HP_P99 # key "mode:conns" -> space-separated values of each run
+for ((run = 1; run <= RUNS; run++)); do
+  for c in "${CLIENT_LIST[@]}"; do
+    for m in "${HP_MODES[@]}"; do
+      out=$(hp_client -m "$m" -c "$c" -T "$DURATION" -p "r$run-c$c-$m" 2>&1) || {
+        printf '%s\n' "$out" >&2
+        die "hotpath_client failed ($m, $c connections)"
+      }
+      read -r ops p50 p99 < <(printf '%s\n' "$out" | awk '/^RESULT / {
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+        print v["ops_per_s"], v["p50_ms"], v["p99_ms"]; exit }')
+      [ -n "${p99:-}" ] || { printf '%s\n' "$out" >&2; die "no RESULT line from hotpath_client ($m, $c connections)"; }
+      HP_OPS[$m:$c]="${HP_OPS[$m:$c]:-}${HP_OPS[$m:$c]:+ }$(printf '%.0f' "$ops")"
+      HP_P50[$m:$c]="${HP_P50[$m:$c]:-}${HP_P50[$m:$c]:+ }$p50"
+      HP_P99[$m:$c]="${HP_P99[$m:$c]:-}${HP_P99[$m:$c]:+ }$p99"
+      note "$(printf 'run %d/%d  conns=%d  %-15s %9.0f ops/s  p50 %7.3f ms  p99 %7.3f ms' "$run" "$RUNS" "$c" "$m" "$ops" "$p50" "$p99")"
+    done
+  done
+done
+
+declare -A HP_MED HP_M50 HP_M99
+for c in "${CLIENT_LIST[@]}"; do
+  for m in "${HP_MODES[@]}"; do
+    HP_MED[$m:$c]=$(median <<<"${HP_OPS[$m:$c]}")
+    HP_M50[$m:$c]=$(median <<<"${HP_P50[$m:$c]}")
+    HP_M99[$m:$c]=$(median <<<"${HP_P99[$m:$c]}")
+  done
+done
+# mode -> the plain-SQL mode its "vs plain SQL" column divides by
+declare -A HP_BASE=([dedup]=dedup_plain [dedup_plain]=dedup_plain)
+header "hot path results (median of $RUNS run(s) of ${DURATION}s; one op = one message: inbound+outbound, or begin+complete)"
+printf '  %-15s | %5s | %12s | %8s | %8s | %12s | %9s | %s\n' mode conns "median ops/s" "p50 ms" "p99 ms" "vs plain SQL" "vs redis" "ops/s per run"
+printf '  %s\n' "----------------+-------+--------------+----------+----------+--------------+-----------+--------------"
+for c in "${CLIENT_LIST[@]}"; do
+  for m in "${HP_MODES[@]}"; do
+    b=${HP_BASE[$m]:-plainsql}
+    awk -v m="$m" -v c="$c" -v o="${HP_MED[$m:$c]}" -v p50="${HP_M50[$m:$c]}" -v p99="${HP_M99[$m:$c]}" \
+        -v p="${HP_MED[$b:$c]}" -v r="${HP_MED[redis:$c]}" -v b="$b" -v runs="${HP_OPS[$m:$c]}" 'BEGIN {
+      vr = (b == "plainsql") ? sprintf("%8.2fx", o / r) : sprintf("%9s", "-")
+      printf "  %-15s | %5d | %12.0f | %8.3f | %8.3f | %11.2fx | %s | %s\n", m, c, o, p50, p99, o / p, vr, runs }'
+  done
+done
+note "vs plain SQL: agentcache, plainsql, redis, redis_pipelined divide by plainsql; dedup and dedup_plain by dedup_plain"
+note "durability: ${DURABILITY_SEEN[durable]}; Redis without persistence; PostgreSQL over its Unix socket, Redis at $REDIS_ADDR"
+printf '\n'
+for c in 1 8; do
+  if [ -z "${HP_MED[agentcache:$c]:-}" ]; then
+    note "hot-path targets ($c connection(s)): not measured ($c is not in CLIENTS)"
+    continue
+  fi
+  awk -v c="$c" -v a="${HP_MED[agentcache:$c]}" -v p="${HP_MED[plainsql:$c]}" -v r="${HP_MED[redis:$c]}" \
+      -v a99="${HP_M99[agentcache:$c]}" -v r99="${HP_M99[redis:$c]}" \
+      -v rp="${HP_MED[redis_pipelined:$c]}" -v rp99="${HP_M99[redis_pipelined:$c]}" 'BEGIN {
+    r1 = a / p; r2 = a / r
+    printf "  hot-path targets (%d connection%s): inbound+outbound >= 1.5x plainsql: %.2fx %s;  ahead of redis in ops/s: %.2fx %s;  in p99: %.3f vs %.3f ms %s\n",
+      c, (c == 1 ? "" : "s"), r1, (r1 >= 1.5 ? "PASS" : "MISS"), r2, (r2 > 1 ? "PASS" : "MISS"), a99, r99, (a99 < r99 ? "PASS" : "MISS")
+    printf "    (no target) vs redis_pipelined: %.2fx ops/s, p99 %.3f vs %.3f ms\n", a / rp, a99, rp99 }'
+done
+for c in "${CLIENT_LIST[@]}"; do
+  awk -v c="$c" -v d="${HP_MED[dedup:$c]}" -v p="${HP_MED[dedup_plain:$c]}" 'BEGIN {
+    printf "  dedup (%d connection%s, no target): dedup_begin+dedup_complete runs at %.2fx INSERT ... ON CONFLICT + pg_try_advisory_lock/unlock\n",
+      c, (c == 1 ? "" : "s"), d / p }'
+done
+note "rows written: agentcache.dedup $(psql_v 'SELECT count(*) FROM agentcache.dedup'), public.app_dedup $(psql_v 'SELECT count(*) FROM public.app_dedup'); agentcache.stats dedup: $(psql_v "SELECT 'acquired (misses)=' || misses || ' duplicate (hits)=' || hits || ' in_progress=' || stale_hits FROM agentcache.stats WHERE tier = 'dedup'")"
+note "host load average after the hot-path runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+stop_redis
+note "redis-server stopped"
+set_durability fast
+fi # ---- end of the hot path
 
 header "done: stopping and removing the temporary cluster"
