@@ -384,34 +384,15 @@ void finish(std::string_view message_id, bool ok, const text* error) {
 void complete(std::string_view message_id) { finish(message_id, true, nullptr); }
 
 int64 sweep() {
-  int64 total = 0;
-  for (int batch = 0; batch < 20; ++batch) {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-    Oid nsp = get_namespace_oid("agentcache", true);
-    if (nsp == InvalidOid || get_relname_relid("dedup", nsp) == InvalidOid) {
-      PopActiveSnapshot();
-      CommitTransactionCommand();
-      return total;
-    }
-    spi_connect();
-    int rc = SPI_execute(
-        "DELETE FROM agentcache.dedup WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-        " SELECT ctid FROM agentcache.dedup WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()"
-        " LIMIT 1000))",
-        false, 0);
-    if (rc != SPI_OK_DELETE) elog(ERROR, "agentcache: dedup sweep failed");
-    int64 n = static_cast<int64>(SPI_processed);
-    SPI_finish();
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-    if (shmem::dedup_counters() != nullptr)
-      pg_atomic_fetch_add_u64(&shmem::dedup_counters()->expirations, static_cast<uint64>(n));
-    total += n;
-    if (n < 1000) break;
-  }
-  return total;
+  int64 n = worker::delete_in_batches(
+      "dedup",
+      "DELETE FROM agentcache.dedup WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+      " SELECT ctid FROM agentcache.dedup WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()"
+      " LIMIT $2))",
+      0, nullptr);
+  if (shmem::dedup_counters() != nullptr && n > 0)
+    pg_atomic_fetch_add_u64(&shmem::dedup_counters()->expirations, static_cast<uint64>(n));
+  return n;
 }
 
 int64 claims_held() {

@@ -389,46 +389,32 @@ int g_sweeps_since_recount = 1000;
 
 int64 sweep() {
   if (guc::stale_retention_s < 0) return 0;
-  int64 total = 0;
   // 1. expired rows past stale_retention, in bounded batches
-  for (int batch = 0; batch < 20; ++batch) {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-    Oid nsp = get_namespace_oid("agentcache", true);
-    if (nsp == InvalidOid || get_relname_relid("entries", nsp) == InvalidOid) {
-      PopActiveSnapshot();
-      CommitTransactionCommand();
-      return total;
-    }
-    spi_connect();
-    Oid types[1] = {INT8OID};
-    Datum values[1] = {Int64GetDatum(guc::stale_retention_s)};
-    int rc = SPI_execute_with_args(
-        "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-        " SELECT ctid FROM agentcache.entries WHERE expires_at OPERATOR(pg_catalog.<)"
-        " (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1::pg_catalog.float8))"
-        " LIMIT 1000)) RETURNING namespace",
-        1, types, values, nullptr, false, 0);
-    if (rc != SPI_OK_DELETE_RETURNING) elog(ERROR, "agentcache: TTL sweep failed");
-    int64 n = static_cast<int64>(SPI_processed);
-    for (uint64 i = 0; i < SPI_processed; ++i) {
-      bool isnull = false;
-      text* ns = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-      add(text_view(ns), &shmem::TtlCounters::expirations, 1);
-      add(text_view(ns), &shmem::TtlCounters::entries, -1);
-    }
-    SPI_finish();
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-    total += n;
-    if (n < 1000) break;
-  }
+  int64 total = worker::delete_in_batches(
+      "entries",
+      "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+      " SELECT ctid FROM agentcache.entries WHERE expires_at OPERATOR(pg_catalog.<)"
+      " (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1::pg_catalog.float8))"
+      " LIMIT $2)) RETURNING namespace",
+      guc::stale_retention_s, [](SPITupleTable* rows, uint64 n) {
+        for (uint64 i = 0; i < n; ++i) {
+          bool isnull = false;
+          text* ns = DatumGetTextPP(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+          add(text_view(ns), &shmem::TtlCounters::expirations, 1);
+          add(text_view(ns), &shmem::TtlCounters::entries, -1);
+        }
+      });
   // 2. max_entries overshoot of concurrent writers; 3. re-count estimates now and then
   const bool recount = ++g_sweeps_since_recount >= 6;
   SetCurrentStatementStartTimestamp();
   StartTransactionCommand();
   PushActiveSnapshot(GetTransactionSnapshot());
+  Oid nsp = get_namespace_oid("agentcache", true);
+  if (nsp == InvalidOid || get_relname_relid("namespaces", nsp) == InvalidOid) {  // not installed here
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    return total;
+  }
   spi_connect();
   int rc = SPI_execute("SELECT namespace, max_entries FROM agentcache.namespaces WHERE max_entries IS NOT NULL", false,
                        0);

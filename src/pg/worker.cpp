@@ -30,38 +30,16 @@ struct Sweep {
 Sweep g_sweeps[kMaxSweeps];
 int g_nsweeps = 0;
 
-constexpr int64 kRetentionBatch = 1000;
-constexpr int kRetentionBatchesPerCycle = 20;
-
-// Deletes turns older than agentcache.turn_retention, kRetentionBatch rows per
-// statement, at most kRetentionBatchesPerCycle statements per cycle (the rest
-// waits for the next sweep). Cached copies are invalidated by the turns
-// trigger at commit, as for any DELETE.
+// Deletes turns older than agentcache.turn_retention. Cached copies are
+// invalidated by the turns trigger at commit, as for any DELETE.
 int64 sweep_turn_retention() {
   if (guc::turn_retention_s <= 0) return 0;
-  int64 total = 0;
-  for (int batch = 0; batch < kRetentionBatchesPerCycle; ++batch) {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
-    Oid types[2] = {INT8OID, INT8OID};
-    Datum values[2] = {Int64GetDatum(guc::turn_retention_s), Int64GetDatum(kRetentionBatch)};
-    int rc = SPI_execute_with_args(
-        "DELETE FROM agentcache.turns WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-        " SELECT ctid FROM agentcache.turns"
-        " WHERE created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
-        " pg_catalog.make_interval(secs => $1::pg_catalog.float8)) LIMIT $2))",  // OPERATOR() has one precedence
-        2, types, values, nullptr, false, 0);
-    if (rc != SPI_OK_DELETE) elog(ERROR, "agentcache: turn retention sweep failed");
-    int64 n = static_cast<int64>(SPI_processed);
-    SPI_finish();
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-    total += n;
-    if (n < kRetentionBatch) break;
-  }
-  return total;
+  return delete_in_batches("turns",
+                           "DELETE FROM agentcache.turns WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+                           " SELECT ctid FROM agentcache.turns"
+                           " WHERE created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-)"
+                           " pg_catalog.make_interval(secs => $1::pg_catalog.float8)) LIMIT $2))",
+                           guc::turn_retention_s, nullptr);  // OPERATOR() has one precedence: brackets
 }
 
 struct Registrar {
@@ -269,6 +247,34 @@ void wake_worker(shmem::WorkerState* w) {
 }
 
 }  // namespace
+
+int64 delete_in_batches(const char* table, const char* sql, int64 arg, void (*on_rows)(SPITupleTable*, uint64)) {
+  int64 total = 0;
+  for (int batch = 0; batch < kSweepBatches; ++batch) {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    Oid nsp = get_namespace_oid("agentcache", true);
+    if (nsp == InvalidOid || get_relname_relid(table, nsp) == InvalidOid) {
+      PopActiveSnapshot();
+      CommitTransactionCommand();
+      return total;
+    }
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
+    Oid types[2] = {INT8OID, INT8OID};
+    Datum values[2] = {Int64GetDatum(arg), Int64GetDatum(kSweepBatch)};
+    int rc = SPI_execute_with_args(sql, 2, types, values, nullptr, false, 0);
+    if (rc != SPI_OK_DELETE && rc != SPI_OK_DELETE_RETURNING) elog(ERROR, "agentcache: sweeping %s failed", table);
+    int64 n = static_cast<int64>(SPI_processed);
+    if (on_rows != nullptr && rc == SPI_OK_DELETE_RETURNING) on_rows(SPI_tuptable, SPI_processed);
+    SPI_finish();
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    total += n;
+    if (n < kSweepBatch) break;
+  }
+  return total;
+}
 
 void register_sweep(const char* name, SweepFn fn) {
   if (g_nsweeps < kMaxSweeps) g_sweeps[g_nsweeps++] = Sweep{name, fn};

@@ -16,4 +16,14 @@ void request_reconcile() noexcept;
 using SweepFn = int64 (*)();
 void register_sweep(const char* name, SweepFn fn);
 
+// For sweeps: deletes in bounded batches, one transaction per batch. `sql` is
+// a DELETE of at most $2 rows whose $1 is `arg`; it runs until a batch
+// deletes fewer than the batch size or kSweepBatches batches ran (the rest
+// waits for the next sweep: no long locks, no table-wide DELETE). on_rows,
+// if given, sees each batch's RETURNING rows inside its transaction. Returns
+// rows deleted; 0 when agentcache.<table> does not exist in this database.
+constexpr int64 kSweepBatch = 1000;
+constexpr int kSweepBatches = 20;
+int64 delete_in_batches(const char* table, const char* sql, int64 arg, void (*on_rows)(SPITupleTable*, uint64));
+
 }  // namespace agentcache::worker
