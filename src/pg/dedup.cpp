@@ -258,7 +258,7 @@ BeginResult begin(std::string_view message_id, const text* conversation, const t
   // completed inside its window (duplicate; a completion earlier in this
   // transaction counts), or another live claim holds the fingerprint — of
   // another backend, or of this one under another message id (in_progress).
-  if (fp != nullptr && !mine) {
+  if (fp != nullptr && !already_held) {  // a held claim already holds its own fingerprint
     Oid types[2] = {TEXTOID, TEXTOID};
     Datum values[2] = {CStringGetTextDatum(fp), text_datum(message_id)};
     static SPIPlanPtr plan = nullptr;
@@ -303,7 +303,11 @@ BeginResult begin(std::string_view message_id, const text* conversation, const t
     count(&shmem::DedupCounters::acquired);
     return r;
   }
-  if (pending_release != nullptr) drop_claim(pending_release);  // a new attempt: keep holding
+  if (pending_release != nullptr) {  // a new attempt: keep holding the claim (and its fingerprint)
+    drop_claim(pending_release);
+    if (fp != nullptr)
+      if (PendingClaim* f = find_claim(ClaimOp::ReleaseAtCommit, fingerprint_tag(fp))) drop_claim(f);
+  }
   Interval* within = nullptr;
   if (within_us >= 0) {
     within = static_cast<Interval*>(palloc0(sizeof(Interval)));
@@ -313,8 +317,10 @@ BeginResult begin(std::string_view message_id, const text* conversation, const t
   Datum values[4] = {text_datum(message_id), fp ? CStringGetTextDatum(fp) : Datum(0), Int32GetDatum(MyProcPid),
                      within ? IntervalPGetDatum(within) : Datum(0)};
   char nulls[4] = {' ', fp ? ' ' : 'n', ' ', within ? ' ' : 'n'};
+  // on a fresh snapshot: a previous holder's row may have committed after
+  // a REPEATABLE READ snapshot was taken (ON CONFLICT would raise 40001)
   static SPIPlanPtr upsert_plan = nullptr;
-  int rc = pg::spi_exec(
+  int rc = pg::spi_exec_latest(
       &upsert_plan,
       "INSERT INTO agentcache.dedup AS d (message_id, fingerprint, state, holder_pid, attempts, error, updated_at,"
       " expires_at, claim_window) VALUES ($1, $2, 'processing', $3, 1, NULL, pg_catalog.now(), NULL, $4)"
