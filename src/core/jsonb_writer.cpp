@@ -66,9 +66,22 @@ class Writer {
   bool overflow_ = false;
 };
 
-std::uint32_t write_turn(Writer& w, const Turn& t) noexcept {
+// An object container of n pairs (keys already in jsonb order); returns its JEntry.
+std::uint32_t write_pairs(Writer& w, const std::string_view* keys, const Value* vals, std::size_t n) noexcept {
   const std::size_t base = w.pos();
   w.pad();
+  std::uint32_t header = static_cast<std::uint32_t>(n) | kFObject;
+  w.put(&header, sizeof header);
+  const std::size_t entries = w.reserve(sizeof(std::uint32_t) * 2 * n);
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    w.set_u32(entries + 4 * i, w.entry(w.string(keys[i]), i, total));
+  for (std::size_t i = 0; i < n; ++i)
+    w.set_u32(entries + 4 * (n + i), w.entry(w.value(vals[i]), n + i, total));
+  return kIsContainer | w.checked(w.pos() - base);
+}
+
+std::uint32_t write_turn(Writer& w, const Turn& t) noexcept {
   // keys in jsonb order: shorter first, then bytewise
   std::string_view keys[5];
   Value vals[5];
@@ -85,16 +98,7 @@ std::uint32_t write_turn(Writer& w, const Turn& t) noexcept {
   vals[n++] = Value{kIsString, t.role.data(), static_cast<std::uint32_t>(t.role.size())};
   keys[n] = "content";
   vals[n++] = Value{kIsString, t.content.data(), static_cast<std::uint32_t>(t.content.size())};
-
-  std::uint32_t header = static_cast<std::uint32_t>(n) | kFObject;
-  w.put(&header, sizeof header);
-  const std::size_t entries = w.reserve(sizeof(std::uint32_t) * 2 * n);
-  std::size_t total = 0;
-  for (std::size_t i = 0; i < n; ++i)
-    w.set_u32(entries + 4 * i, w.entry(w.string(keys[i]), i, total));
-  for (std::size_t i = 0; i < n; ++i)
-    w.set_u32(entries + 4 * (n + i), w.entry(w.value(vals[i]), n + i, total));
-  return kIsContainer | w.checked(w.pos() - base);
+  return write_pairs(w, keys, vals, n);
 }
 
 }  // namespace
@@ -123,6 +127,15 @@ std::size_t write_context(char* out, const Turn* turns, std::size_t n) noexcept 
   const std::size_t entries = w.reserve(sizeof(std::uint32_t) * n);
   std::size_t total = 0;
   for (std::size_t i = 0; i < n; ++i) w.set_u32(entries + 4 * i, w.entry(write_turn(w, turns[i]), i, total));
+  if (w.overflow() || n > kCountMask) return 0;
+  return w.pos();
+}
+
+std::size_t write_object(char* out, const std::string_view* keys, const Value* values, std::size_t n) noexcept {
+  Writer w(out);
+  w.reserve(kVarHdr);
+  // the root object is written as the datum's container (no JEntry above it)
+  (void)write_pairs(w, keys, values, n);
   if (w.overflow() || n > kCountMask) return 0;
   return w.pos();
 }

@@ -7,6 +7,7 @@
 #include "pg/guc.hpp"
 #include "pg/maps.hpp"
 #include "pg/memory.hpp"
+#include "agentcache/core/jsonb_writer.hpp"
 
 #include <cstring>
 
@@ -15,25 +16,6 @@ using agentcache::pg::null_arg;
 using agentcache::pg::sql_error;
 using agentcache::pg::text_view;
 
-namespace {
-
-JsonbValue jkey(const char* k) {
-  JsonbValue v;
-  v.type = jbvString;
-  v.val.string.val = const_cast<char*>(k);
-  v.val.string.len = static_cast<int>(std::strlen(k));
-  return v;
-}
-
-void push_binary(JsonbParseState** st, Jsonb* j) {
-  JsonbValue v;
-  v.type = jbvBinary;
-  v.val.binary.data = &j->root;
-  v.val.binary.len = static_cast<int>(VARSIZE(j) - VARHDRSZ);
-  pushJsonbValue(st, WJB_VALUE, &v);
-}
-
-}  // namespace
 
 // inbound(instance text, message_id text, session_id text, body text, max_turns int DEFAULT NULL) RETURNS jsonb
 AGENTCACHE_FUNCTION(agentcache_inbound) {
@@ -63,26 +45,23 @@ AGENTCACHE_FUNCTION(agentcache_inbound) {
       (void)memory::add_turn(session, core::Role::User, body, nullptr);
     Jsonb* context = memory::context(session, static_cast<uint32>(want), -1);
 
-    JsonbParseState* st = nullptr;
-    pushJsonbValue(&st, WJB_BEGIN_OBJECT, nullptr);
-    JsonbValue k = jkey("route");
-    pushJsonbValue(&st, WJB_KEY, &k);
-    if (route) {
-      push_binary(&st, route);
-    } else {
-      JsonbValue n;
-      n.type = jbvNull;
-      pushJsonbValue(&st, WJB_VALUE, &n);
-    }
-    k = jkey("dedup");
-    pushJsonbValue(&st, WJB_KEY, &k);
-    JsonbValue d = jkey(dedup::outcome_name(claim.outcome));
-    pushJsonbValue(&st, WJB_VALUE, &d);
-    k = jkey("context");
-    pushJsonbValue(&st, WJB_KEY, &k);
-    push_binary(&st, context);
-    JsonbValue* res = pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
-    PG_RETURN_JSONB_P(JsonbValueToJsonb(res));
+    // {"dedup", "route", "context"} written straight to jsonb (keys in jsonb
+    // order); route and context are embedded as they are, not re-encoded
+    namespace jb = core::jsonb;
+    const char* outcome = dedup::outcome_name(claim.outcome);
+    std::string_view keys[3] = {"dedup", "route", "context"};
+    jb::Value values[3];
+    values[0] = jb::Value{jb::kIsString, outcome, static_cast<uint32>(std::strlen(outcome))};
+    values[1] = route ? jb::from_root(reinterpret_cast<const char*>(&route->root), VARSIZE(route) - VARHDRSZ)
+                      : jb::Value{jb::kIsNull, nullptr, 0};
+    values[2] = jb::from_root(reinterpret_cast<const char*>(&context->root), VARSIZE(context) - VARHDRSZ);
+    std::size_t size = jb::write_object(nullptr, keys, values, 3);
+    if (size == 0 || size > MaxAllocSize)
+      throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "inbound() result exceeds the maximum jsonb size");
+    char* out = static_cast<char*>(palloc(size));
+    jb::write_object(out, keys, values, 3);
+    SET_VARSIZE(out, size);
+    PG_RETURN_JSONB_P(reinterpret_cast<Jsonb*>(out));
   });
 }
 

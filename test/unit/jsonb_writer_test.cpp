@@ -226,3 +226,31 @@ TEST(JsonbWriter, OverflowIsReportedNotWritten) {
   std::vector<jb::Turn> two(2, t);
   EXPECT_GT(jb::write_context(nullptr, two.data(), two.size()), 0u);
 }
+
+TEST(JsonbWriter, ObjectEmbedsContainersVerbatim) {
+  // {"dedup": "acquired", "route": null, "context": <empty array>}
+  std::uint32_t empty_arr = jb::kFArray | 0u;
+  std::string_view keys[3] = {"dedup", "route", "context"};
+  jb::Value vals[3] = {jb::Value{jb::kIsString, "acquired", 8}, jb::Value{jb::kIsNull, nullptr, 0},
+                       jb::from_root(reinterpret_cast<const char*>(&empty_arr), 4)};
+  std::size_t n = jb::write_object(nullptr, keys, vals, 3);
+  ASSERT_GT(n, 0u);
+  std::vector<char> buf(n);
+  ASSERT_EQ(jb::write_object(buf.data(), keys, vals, 3), n);
+  const char* obj = buf.data() + 4;  // the root container follows the varlena header
+  EXPECT_EQ(u32(obj), jb::kFObject | 3u);
+  std::size_t od = 0;
+  auto kv = children(obj, &od);
+  ASSERT_EQ(kv.size(), 6u);
+  EXPECT_EQ(str(obj, od, kv[0]), "dedup");
+  EXPECT_EQ(str(obj, od, kv[1]), "route");
+  EXPECT_EQ(str(obj, od, kv[2]), "context");
+  EXPECT_EQ(str(obj, od, kv[3]), "acquired");
+  EXPECT_EQ(kv[4].type, jb::kIsNull);
+  EXPECT_EQ(kv[4].len, 0u);
+  EXPECT_EQ(kv[5].type, jb::kIsContainer);
+  std::size_t c_abs = 4 + od + kv[5].start;
+  std::size_t pad = ((c_abs + 3) & ~std::size_t(3)) - c_abs;
+  EXPECT_EQ(u32(buf.data() + c_abs + pad), empty_arr);
+  EXPECT_EQ(c_abs + pad + 4, buf.size()) << "the container is the last thing written";
+}

@@ -62,4 +62,9 @@ struct Turn {
 // or 0 if a container would exceed jsonb's 256 MB offset limit.
 std::size_t write_context(char* out, const Turn* turns, std::size_t n) noexcept;
 
+// An object of n pairs as a whole datum, same conventions. Keys must already
+// be in jsonb order (shorter first, then bytewise) and distinct; values are
+// embedded as given (containers verbatim).
+std::size_t write_object(char* out, const std::string_view* keys, const Value* values, std::size_t n) noexcept;
+
 }  // namespace agentcache::core::jsonb
