@@ -245,15 +245,21 @@ BeginResult begin(std::string_view message_id, const text* conversation, const t
     }
     push_claim(ClaimOp::TakenHere, tag);
   }
-  // We hold the claim. A completed message inside its window is a duplicate.
-  RowState st = read_row(message_id);
-  if (st.completed_in_window) {
-    SPI_finish();
-    if (!already_held) release_taken(tag);
-    r.outcome = Outcome::Duplicate;
-    count(&shmem::DedupCounters::duplicate);
-    return r;
+  // We hold the claim. A completed message inside its window is a duplicate:
+  // checked here when a fingerprint check follows (it must not see a claim of
+  // a duplicate); otherwise the claim's upsert below checks it in passing.
+  if (fp != nullptr || mine) {
+    RowState st = read_row(message_id);
+    if (st.completed_in_window) {
+      SPI_finish();
+      if (!already_held) release_taken(tag);
+      r.outcome = Outcome::Duplicate;
+      count(&shmem::DedupCounters::duplicate);
+      return r;
+    }
   }
+  LOCKTAG fp_taken{};
+  bool fp_taken_here = false;
   // Fingerprint duplicates: a message with the same (conversation, body)
   // completed inside its window (duplicate; a completion earlier in this
   // transaction counts), or another live claim holds the fingerprint — of
@@ -278,6 +284,8 @@ BeginResult begin(std::string_view message_id, const text* conversation, const t
       o = Outcome::InProgress;
     } else {
       push_claim(ClaimOp::TakenHere, ft);
+      fp_taken = ft;
+      fp_taken_here = true;
     }
     if (o != Outcome::Acquired) {
       SPI_finish();
@@ -303,11 +311,6 @@ BeginResult begin(std::string_view message_id, const text* conversation, const t
     count(&shmem::DedupCounters::acquired);
     return r;
   }
-  if (pending_release != nullptr) {  // a new attempt: keep holding the claim (and its fingerprint)
-    drop_claim(pending_release);
-    if (fp != nullptr)
-      if (PendingClaim* f = find_claim(ClaimOp::ReleaseAtCommit, fingerprint_tag(fp))) drop_claim(f);
-  }
   Interval* within = nullptr;
   if (within_us >= 0) {
     within = static_cast<Interval*>(palloc0(sizeof(Interval)));
@@ -329,9 +332,24 @@ BeginResult begin(std::string_view message_id, const text* conversation, const t
       " ELSE d.attempts OPERATOR(pg_catalog.+) 1 END,"
       " error = NULL, updated_at = pg_catalog.now(), expires_at = NULL,"
       " fingerprint = COALESCE($2, d.fingerprint), claim_window = $4"
+      " WHERE NOT (d.state OPERATOR(pg_catalog.=) 'completed'"
+      " AND d.expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp())"
       " RETURNING attempts",
       4, types, values, nulls, false, 1);
   if (rc != SPI_OK_INSERT_RETURNING) elog(ERROR, "agentcache: recording the claim failed");
+  if (SPI_processed == 0) {  // the message completed inside its window: a duplicate
+    SPI_finish();
+    if (!already_held) release_taken(tag);
+    if (fp_taken_here) release_taken(fp_taken);
+    r.outcome = Outcome::Duplicate;
+    count(&shmem::DedupCounters::duplicate);
+    return r;
+  }
+  if (pending_release != nullptr) {  // a new attempt: keep holding the claim (and its fingerprint)
+    drop_claim(pending_release);
+    if (fp != nullptr)
+      if (PendingClaim* f = find_claim(ClaimOp::ReleaseAtCommit, fingerprint_tag(fp))) drop_claim(f);
+  }
   bool isnull = false;
   r.attempts = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
   SPI_finish();
