@@ -8,16 +8,6 @@
 --
 SET TimeZone = 'UTC';
 
--- Runs a statement, returns 'SQLSTATE: message' (or 'ok: <result>').
-CREATE FUNCTION sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE r text;
-BEGIN
-  EXECUTE sql INTO r;
-  RETURN 'ok: ' || coalesce(r, '<NULL>');
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 
 -- dedup_state() without pids and timestamps: holder is 'me', 'other' or 'none'.
 CREATE FUNCTION dd(id text, OUT state text, OUT holder text, OUT attempts int, OUT has_fingerprint boolean,
@@ -585,4 +575,4 @@ SELECT my_claims() AS claims;
 DROP OWNED BY regress_dedup_app, regress_dedup_plain;
 DROP ROLE regress_dedup_app, regress_dedup_plain;
 DROP TABLE dd_base;
-DROP FUNCTION dd(text), my_claims(), dd_mark(), dd_delta(), sqlstate_of(text);
+DROP FUNCTION dd(text), my_claims(), dd_mark(), dd_delta();

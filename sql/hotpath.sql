@@ -6,16 +6,6 @@
 --
 SET TimeZone = 'UTC';
 
--- Runs a statement, returns 'SQLSTATE: message' (or 'ok: <result>').
-CREATE FUNCTION sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE r text;
-BEGIN
-  EXECUTE sql INTO r;
-  RETURN 'ok: ' || coalesce(r, '<NULL>');
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 
 -- inbound()'s result without "at" and "seq" (compared separately)
 CREATE FUNCTION hp(r jsonb) RETURNS jsonb LANGUAGE sql AS $$
@@ -268,4 +258,4 @@ SELECT sum(agentcache.forget_session(s)) > 0 AS forgotten
 SELECT count(*) AS dedup_rows FROM agentcache.dedup;
 SELECT count(*) AS turn_rows FROM agentcache.turns WHERE session_id LIKE 'hp-%';
 DROP TABLE hp_base;
-DROP FUNCTION hp(jsonb), hp_turns(text), dd(text), my_claims(), sqlstate_of(text);
+DROP FUNCTION hp(jsonb), hp_turns(text), dd(text), my_claims();

@@ -9,30 +9,9 @@
 --
 SET TimeZone = 'UTC';
 
--- Runs a statement, returns 'SQLSTATE: message' (or 'ok: <result>').
-CREATE FUNCTION sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE r text;
-BEGIN
-  EXECUTE sql INTO r;
-  RETURN 'ok: ' || coalesce(r, '<NULL>');
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 
 -- Polls a boolean SQL expression every 50 ms for up to 10 s; whether it
 -- became true. Each poll takes a new snapshot (volatile function).
-CREATE FUNCTION wait_until(cond text) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE ok boolean;
-BEGIN
-  FOR i IN 1 .. 200 LOOP
-    EXECUTE 'SELECT coalesce((' || cond || ')::boolean, false)' INTO ok;
-    IF ok THEN RETURN true; END IF;
-    PERFORM pg_sleep(0.05);
-  END LOOP;
-  RETURN false;
-END
-$$;
 
 -- the catalog
 SELECT column_name, data_type FROM information_schema.columns
@@ -510,4 +489,3 @@ DROP TABLE integrations, clinics, key_src, big_src, priv_src, secret_src, public
 DROP SCHEMA regress_map_sp CASCADE;
 DROP OWNED BY regress_map_owner, regress_map_member, regress_map_other, regress_map_app;
 DROP ROLE regress_map_member, regress_map_owner, regress_map_other, regress_map_app;
-DROP FUNCTION sqlstate_of(text), wait_until(text);

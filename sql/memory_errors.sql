@@ -4,16 +4,6 @@
 --
 SET TimeZone = 'UTC';
 
--- Runs a statement, returns 'SQLSTATE: message' (or 'ok: <result>').
-CREATE FUNCTION sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE r text;
-BEGIN
-  EXECUTE sql INTO r;
-  RETURN 'ok: ' || coalesce(r, '<NULL>');
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 
 -- ---------------------------------------------------------------- NULL arguments: 22004
 SELECT q, sqlstate_of(q) FROM (VALUES
@@ -201,4 +191,3 @@ SELECT agentcache.forget_session(s) AS deleted
   FROM unnest(ARRAY['err-1', 'err-2', 'err-3', 'err-4', 'err-5', repeat('x', 256),
                     repeat('é', 128), repeat('😀', 64)]) s;
 SELECT count(*) AS rows_left FROM agentcache.turns;
-DROP FUNCTION sqlstate_of(text);

@@ -4,6 +4,30 @@
 --
 CREATE EXTENSION agentcache;
 
+-- Helpers the later suites share (they run in this database, in order).
+-- sqlstate_of: runs a statement, returns 'SQLSTATE: message' (or 'ok: <result>').
+CREATE FUNCTION sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE r text;
+BEGIN
+  EXECUTE sql INTO r;
+  RETURN 'ok: ' || coalesce(r, '<NULL>');
+EXCEPTION WHEN OTHERS THEN
+  RETURN SQLSTATE || ': ' || SQLERRM;
+END
+$$;
+-- wait_until: polls a condition (50 ms steps, at most 10 s); true once it holds.
+CREATE FUNCTION wait_until(cond text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE ok boolean;
+BEGIN
+  FOR i IN 1 .. 200 LOOP
+    EXECUTE 'SELECT coalesce((' || cond || ')::boolean, false)' INTO ok;
+    IF ok THEN RETURN true; END IF;
+    PERFORM pg_sleep(0.05);
+  END LOOP;
+  RETURN false;
+END
+$$;
+
 -- not relocatable, lives in its own schema
 SELECT e.extname, e.extversion, e.extrelocatable, n.nspname AS schema
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace

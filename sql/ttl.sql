@@ -8,16 +8,6 @@
 SET TimeZone = 'UTC';
 SET DateStyle = 'ISO, YMD';
 
--- Runs a statement, returns 'SQLSTATE: message' (or 'ok: <result>').
-CREATE FUNCTION sqlstate_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE r text;
-BEGIN
-  EXECUTE sql INTO r;
-  RETURN 'ok: ' || coalesce(r, '<NULL>');
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END
-$$;
 
 -- The keys a namespace holds, in order ('' when none).
 CREATE FUNCTION ttl_keys(ns text) RETURNS text LANGUAGE sql AS $$
@@ -745,4 +735,4 @@ DROP ROLE regress_ttl_app;
 DROP TABLE ttl_orders, ttl_bad, ttl_secret, ttl_row, ttl_values, ttl_calls, ttl_base;
 DROP SCHEMA regress_ttl_a, regress_ttl_b CASCADE;
 DROP FUNCTION ttl_seed(), ttl_trg_left(), ttl_keys(text), ttl_compute(text, int), ttl_fail(text), ttl_runs(text),
-              ttl_mark(), ttl_delta(text), sqlstate_of(text);
+              ttl_mark(), ttl_delta(text);
