@@ -11,6 +11,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AgentcacheTest;
 use Time::HiRes qw(time sleep);
 
 my $node = PostgreSQL::Test::Cluster->new('main');
@@ -25,22 +26,6 @@ $node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-# polls (every 0.1 s, errors ignored) until $query returns t, for at most
-# $limit seconds; returns the seconds it took since $t0, undef on timeout
-sub wait_true
-{
-	my ($query, $t0, $limit) = @_;
-	$t0 //= time;
-	$limit //= 15;
-	while (time - $t0 < $limit)
-	{
-		my ($out, $err) = ('', '');
-		my $ret = $node->psql('postgres', $query, stdout => \$out, stderr => \$err);
-		return time - $t0 if $ret == 0 && $out eq 't';
-		sleep 0.1;
-	}
-	return undef;
-}
 
 sub worker_pid
 {
@@ -71,7 +56,7 @@ my $all_right = q{SELECT count(*) = 1000 FROM integrations i JOIN clinics c ON c
 
 # ---------------------------------------------------------------- a. clean restart
 $node->restart;
-my $t = wait_true(q{SELECT agentcache.resolve_instance('inst-1') IS NOT NULL});
+my $t = wait_true($node, q{SELECT agentcache.resolve_instance('inst-1') IS NOT NULL});
 ok(defined $t, 'after restart: resolve_instance answers without refresh_map');
 note sprintf('map served %.2f s after the server accepted connections', $t // -1);
 cmp_ok($t // 99, '<', 5, 'after restart: the worker loaded the map promptly');
@@ -100,7 +85,7 @@ for my $how ('pg_terminate_backend', 'TERM', 'KILL')
 		$node->wait_for_log(qr/all server processes terminated; reinitializing/, $offset);
 		pass('SIGKILL: cluster reinitialised through crash recovery');
 	}
-	my $el = wait_true(
+	my $el = wait_true($node, 
 		qq{SELECT h->'worker'->>'pid' IS NOT NULL AND h->'worker'->>'pid' <> '$old'
 		          AND (h->'worker'->>'alive')::bool
 		          AND agentcache.resolve_instance('inst-5') IS NOT NULL
@@ -123,14 +108,14 @@ sub map_refreshed_at
 
 my $t0 = time;
 sql(q{UPDATE integrations SET channel = 'sms' WHERE instance = 'inst-7'});
-$t = wait_true(q{SELECT agentcache.resolve_instance('inst-7')->>'channel' = 'sms'}, $t0);
+$t = wait_true($node, q{SELECT agentcache.resolve_instance('inst-7')->>'channel' = 'sms'}, $t0);
 ok(defined $t, 'refresh_trigger: committed UPDATE reaches the map');
 note sprintf('refresh_trigger: new value served after %.2f s', $t // -1);
 cmp_ok($t // 99, '<', 2, 'refresh_trigger: within 2 s');
 
 $t0 = time;
 sql(q{INSERT INTO integrations VALUES ('inst-new', 42, 'telegram')});
-$t = wait_true(q{SELECT agentcache.resolve_instance('inst-new')->>'clinic' = 'clinic 42'}, $t0);
+$t = wait_true($node, q{SELECT agentcache.resolve_instance('inst-new')->>'clinic' = 'clinic 42'}, $t0);
 cmp_ok($t // 99, '<', 2, 'refresh_trigger: committed INSERT reaches the map within 2 s');
 
 my $before = map_refreshed_at('instances');
@@ -163,7 +148,7 @@ my $wpid = worker_pid();
 # the owner loses SELECT; the table changes (a superuser refresh would see it)
 my $offset = -s $node->logfile;
 sql(q{REVOKE SELECT ON secrets FROM owner_role; UPDATE secrets SET v = 'LEAKED'});
-$t = wait_true(q{SELECT last_error ~ 'permission denied' FROM agentcache.maps WHERE name = 'secret'});
+$t = wait_true($node, q{SELECT last_error ~ 'permission denied' FROM agentcache.maps WHERE name = 'secret'});
 ok(defined $t, 'worker refresh as owner fails: agentcache.maps.last_error says permission denied');
 note 'last_error: ' . sql(q{SELECT last_error FROM agentcache.maps WHERE name = 'secret'});
 like(sql(q{SELECT agentcache.health()->'maps'->'secret'->>'last_error'}),
@@ -186,13 +171,13 @@ cmp_ok($failures, '<=', 10, 'a failing map is not retried in a busy loop');
 # the worker still refreshes the other maps
 $t0 = time;
 sql(q{UPDATE integrations SET channel = 'after-failure' WHERE instance = 'inst-10'});
-$t = wait_true(q{SELECT agentcache.resolve_instance('inst-10')->>'channel' = 'after-failure'}, $t0);
+$t = wait_true($node, q{SELECT agentcache.resolve_instance('inst-10')->>'channel' = 'after-failure'}, $t0);
 cmp_ok($t // 99, '<', 2, 'worker still refreshes other maps after the failure');
 is(worker_pid(), $wpid, 'worker pid unchanged');
 
 # granting again heals the map
 sql(q{GRANT SELECT ON secrets TO owner_role});
-$t = wait_true(q{SELECT agentcache.lookup('secret', 'a')::text = '"LEAKED"'
+$t = wait_true($node, q{SELECT agentcache.lookup('secret', 'a')::text = '"LEAKED"'
                  AND (SELECT last_error IS NULL FROM agentcache.maps WHERE name = 'secret')
                  AND agentcache.health()->'maps'->'secret'->>'last_error' IS NULL});
 cmp_ok($t // 99, '<', 4, 'after GRANT the worker refreshes the map and clears last_error');
@@ -205,7 +190,7 @@ sql(q{CREATE TABLE plain (k text PRIMARY KEY, v int);
 is(sql(q{SELECT agentcache.lookup('periodic', 'k3')}), '3', 'periodic map loaded');
 $t0 = time;
 sql(q{UPDATE plain SET v = v * 100; INSERT INTO plain VALUES ('k11', 11)});
-$t = wait_true(q{SELECT agentcache.lookup('periodic', 'k3') = '300' AND agentcache.lookup('periodic', 'k11') = '11'},
+$t = wait_true($node, q{SELECT agentcache.lookup('periodic', 'k3') = '300' AND agentcache.lookup('periodic', 'k11') = '11'},
 	$t0);
 ok(defined $t, 'periodic refresh picks up the change without a trigger');
 note sprintf('periodic refresh: %.2f s', $t // -1);
@@ -228,7 +213,7 @@ is(sql(q{SELECT count(*) FROM agentcache.turns}), '25008', 'turn_retention 0 (de
 sql(q{ALTER SYSTEM SET agentcache.turn_retention = '1h'});
 sql(q{SELECT pg_reload_conf()});
 $t0 = time;
-$t = wait_true(q{SELECT count(*) = 3 FROM agentcache.turns}, $t0);
+$t = wait_true($node, q{SELECT count(*) = 3 FROM agentcache.turns}, $t0);
 ok(defined $t, 'old turns deleted by the worker');
 note sprintf('retention removed 25005 turns in %.2f s', $t // -1);
 cmp_ok($t // 99, '<', 6, 'within a few seconds');
@@ -239,7 +224,7 @@ is(sql(q{SELECT string_agg(c->>'content', ',' ORDER BY o)
 	'new 6,new 7,new 8', 'get_context reflects the deleted turns');
 is(sql(q{SELECT count(*) FROM agentcache.get_turns('ret')}), '3', 'get_turns reflects the deleted turns');
 my $sweep1 = sql(q{SELECT agentcache.health()->'worker'->>'last_sweep'});
-$t = wait_true(qq{SELECT (agentcache.health()->'worker'->>'last_sweep')::timestamptz > '$sweep1'::timestamptz});
+$t = wait_true($node, qq{SELECT (agentcache.health()->'worker'->>'last_sweep')::timestamptz > '$sweep1'::timestamptz});
 ok(defined $t, "health() worker.last_sweep advances with retention on (was $sweep1)");
 is(worker_pid(), $wpid, 'the worker did not restart while sweeping old turns');
 

@@ -10,6 +10,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AgentcacheTest;
 use Time::HiRes qw(time sleep);
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
@@ -49,31 +50,7 @@ my $t_started = time;
 sub sby { return $standby->safe_psql('postgres', $_[0]); }
 sub catchup { $primary->wait_for_catchup($standby); }
 
-# polls $node (every 0.1 s, errors ignored) until $query returns t, for at most
-# $limit seconds; returns the seconds since $t0, undef on timeout
-sub wait_true
-{
-	my ($node, $query, $t0, $limit) = @_;
-	$t0 //= time;
-	$limit //= 15;
-	while (time - $t0 < $limit)
-	{
-		my ($out, $err) = ('', '');
-		my $ret = $node->psql('postgres', $query, stdout => \$out, stderr => \$err);
-		return time - $t0 if $ret == 0 && $out eq 't';
-		sleep 0.1;
-	}
-	return undef;
-}
 
-# runs $query on the standby; returns the SQLSTATE of its error ('' if none)
-sub sqlstate
-{
-	my ($query) = @_;
-	my ($out, $err) = ('', '');
-	$standby->psql('postgres', "\\set VERBOSITY verbose\n$query", stdout => \$out, stderr => \$err);
-	return $err =~ /ERROR:\s+([0-9A-Z]{5}):/ ? $1 : '';
-}
 
 is(sby(q{SELECT pg_is_in_recovery()}), 't', 'standby is in recovery');
 
@@ -120,7 +97,7 @@ $t0 = time;
 my $gone;
 while (time - $t0 < 10)
 {
-	if (sqlstate(q{SELECT agentcache.lookup('late', 'y')}) eq '42704') { $gone = time - $t0; last; }
+	if (sqlstate($standby, q{SELECT agentcache.lookup('late', 'y')}) eq '42704') { $gone = time - $t0; last; }
 	sleep 0.1;
 }
 ok(defined $gone, 'standby: map dropped on the primary is dropped on the standby (42704)');
@@ -173,12 +150,12 @@ my @exits = grep { /agentcache worker.*(exited|terminated)/ } split /\n/, slurp_
 is(scalar(@exits), 0, 'standby log: the worker never exited') or diag join "\n", @exits;
 
 # ---------------------------------------------------------------- writes raise 25006
-is(sqlstate(q{SELECT agentcache.add_turn('s1', 'user', 'x')}), '25006', 'standby: add_turn raises 25006');
-is(sqlstate(q{SELECT agentcache.define_map('m2', 'SELECT ''a''::text, ''1''::jsonb')}), '25006',
+is(sqlstate($standby, q{SELECT agentcache.add_turn('s1', 'user', 'x')}), '25006', 'standby: add_turn raises 25006');
+is(sqlstate($standby, q{SELECT agentcache.define_map('m2', 'SELECT ''a''::text, ''1''::jsonb')}), '25006',
 	'standby: define_map raises 25006');
-is(sqlstate(q{SELECT agentcache.drop_map('instances')}), '25006', 'standby: drop_map raises 25006');
-is(sqlstate(q{SELECT agentcache.forget_session('s1')}), '25006', 'standby: forget_session raises 25006');
-is(sqlstate(q{SELECT agentcache.drop_map('no-such-map')}), '25006', 'standby: drop_map of an unknown map: 25006');
+is(sqlstate($standby, q{SELECT agentcache.drop_map('instances')}), '25006', 'standby: drop_map raises 25006');
+is(sqlstate($standby, q{SELECT agentcache.forget_session('s1')}), '25006', 'standby: forget_session raises 25006');
+is(sqlstate($standby, q{SELECT agentcache.drop_map('no-such-map')}), '25006', 'standby: drop_map of an unknown map: 25006');
 is(sby(q{SELECT agentcache.resolve_instance('inst-1')->>'clinic'}), 'clinic 2', 'standby: maps intact after the failed writes');
 is(sby(q{SELECT count(*) FROM agentcache.get_turns('s1')}), '3', 'standby: turns intact after the failed writes');
 

@@ -16,6 +16,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AgentcacheTest;
 use Time::HiRes qw(time sleep);
 
 my $node = PostgreSQL::Test::Cluster->new('primary');
@@ -31,31 +32,7 @@ $node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-# polls $node (every 0.1 s, errors ignored) until $query returns t, for at most
-# $limit seconds; returns the seconds since $t0, undef on timeout
-sub wait_true
-{
-	my ($n, $query, $t0, $limit) = @_;
-	$t0 //= time;
-	$limit //= 15;
-	while (time - $t0 < $limit)
-	{
-		my ($out, $err) = ('', '');
-		my $ret = $n->psql('postgres', $query, stdout => \$out, stderr => \$err);
-		return time - $t0 if $ret == 0 && $out eq 't';
-		sleep 0.1;
-	}
-	return undef;
-}
 
-# runs $query on $n; returns the SQLSTATE of its error ('' if none)
-sub sqlstate
-{
-	my ($n, $query) = @_;
-	my ($out, $err) = ('', '');
-	$n->psql('postgres', "\\set VERBOSITY verbose\n$query", stdout => \$out, stderr => \$err);
-	return $err =~ /ERROR:\s+([0-9A-Z]{5}):/ ? $1 : '';
-}
 
 # hits|misses|stale_hits|evictions|expirations|entries of a namespace ('' if no row)
 sub ttl_stats

@@ -22,6 +22,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AgentcacheTest;
 use Time::HiRes qw(time sleep);
 
 my $node = PostgreSQL::Test::Cluster->new('main');
@@ -37,22 +38,6 @@ $node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 
-# polls (every 0.1 s, errors ignored) until $query returns t, for at most
-# $limit seconds; returns the seconds since $t0, undef on timeout
-sub wait_true
-{
-	my ($query, $t0, $limit) = @_;
-	$t0 //= time;
-	$limit //= 15;
-	while (time - $t0 < $limit)
-	{
-		my ($out, $err) = ('', '');
-		my $ret = $node->psql('postgres', $query, stdout => \$out, stderr => \$err);
-		return time - $t0 if $ret == 0 && $out eq 't';
-		sleep 0.1;
-	}
-	return undef;
-}
 
 # "state|holder_pid|attempts" of a message ('' when dedup_state has no row)
 sub dstate
@@ -89,7 +74,7 @@ sql(q{CREATE EXTENSION agentcache});
 	is(sql(q{SELECT agentcache.dedup_begin('term-a')}), 'in_progress', 'a: another session gets in_progress');
 	is(dstate('term-a'), "processing|$hpid|1", 'a: processing, holder pid, attempts 1');
 	is(sql("SELECT pg_terminate_backend($hpid)"), 't', 'a: holder terminated');
-	ok(defined wait_true("SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $hpid)"),
+	ok(defined wait_true($node, "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $hpid)"),
 		'a: the holder backend is gone');
 	eval { $holder->{run}->finish; };
 	is(dstate('term-a'), "processing|$hpid|1", 'a: the row shows processing with the dead pid until reclaimed');
@@ -107,7 +92,7 @@ sql(q{CREATE EXTENSION agentcache});
 	is($h2->query_safe(q{SELECT agentcache.inbound('wa', 'term-in', 'sa', 'hello')->>'dedup'}), 'acquired',
 		'a: inbound acquires (user turn added)');
 	sql("SELECT pg_terminate_backend($pid2)");
-	ok(defined wait_true("SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $pid2)"),
+	ok(defined wait_true($node, "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $pid2)"),
 		'a: inbound holder gone');
 	eval { $h2->{run}->finish; };
 	is(sql(q{SELECT r->>'dedup' || ' ' || jsonb_array_length(r->'context')
@@ -180,7 +165,7 @@ sql(q{CREATE EXTENSION agentcache});
 	# the window has passed: dedup_state shows nothing whether or not the sweep ran
 	sleep(1.05 - (time - $tc)) if time - $tc < 1.05;
 	is(dstate('sweep-e'), '', 'e: dedup_state shows nothing once the window has passed');
-	my $t = wait_true(q{SELECT NOT EXISTS (SELECT FROM agentcache.dedup WHERE message_id = 'sweep-e')}, $tc);
+	my $t = wait_true($node, q{SELECT NOT EXISTS (SELECT FROM agentcache.dedup WHERE message_id = 'sweep-e')}, $tc);
 	ok(defined $t, 'e: the row left agentcache.dedup');
 	note sprintf('e: row gone %.2f s after completion (window 1 s, sweep 500 ms)', $t // -1);
 	cmp_ok($t // 99, '<', 5, 'e: within a few seconds');
@@ -229,7 +214,7 @@ sql(q{CREATE EXTENSION agentcache});
 	my @tags = map { [ split /:/ ] } split /,/, $tags;
 	is(scalar(@tags), 40, 'f: 40 claim lock tags seen in pg_locks');
 	$probe->quit;
-	ok(defined wait_true("SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $ppid)"), 'f: probe gone');
+	ok(defined wait_true($node, "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $ppid)"), 'f: probe gone');
 	sql(qq{SELECT agentcache.dedup_release(id || '-y') FROM unnest(ARRAY[$idlist]) id});
 
 	# the application: 3000 bigint keys and 3000 int pairs, including the exact
