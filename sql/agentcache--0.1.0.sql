@@ -124,9 +124,13 @@ CREATE UNLOGGED TABLE agentcache.entries (
     expires_at  timestamptz,
     stored_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     PRIMARY KEY (namespace, key)
-);
+) WITH (fillfactor = 80);
+-- No index on expires_at, on purpose: every re-put moves expires_at, and an index
+-- on it would make each one a non-HOT update writing into every index. Without it
+-- a re-put with unchanged tags is a HOT update (fillfactor leaves the page room
+-- for the new version); the worker finds expired rows by walking the table in
+-- block ranges (Tid Range Scan), a bounded number of pages per sweep.
 CREATE INDEX entries_tags ON agentcache.entries USING gin (tags);
-CREATE INDEX entries_expires_at ON agentcache.entries (expires_at) WHERE expires_at IS NOT NULL;
 
 CREATE TABLE agentcache.namespaces (
     namespace   text COLLATE "C" PRIMARY KEY,
@@ -135,6 +139,15 @@ CREATE TABLE agentcache.namespaces (
 );
 COMMENT ON TABLE agentcache.namespaces IS 'TTL cache namespaces; change them only through configure_namespace (put creates one with defaults)';
 SELECT pg_catalog.pg_extension_config_dump('agentcache.namespaces', '');
+-- Backends cache namespace settings; a committed change (through
+-- configure_namespace or any DML, also in replica mode) makes them re-read.
+CREATE FUNCTION agentcache._namespaces_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'agentcache_namespaces_changed'
+LANGUAGE C;
+CREATE TRIGGER namespaces_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON agentcache.namespaces
+    FOR EACH STATEMENT EXECUTE FUNCTION agentcache._namespaces_changed();
+ALTER TABLE agentcache.namespaces ENABLE ALWAYS TRIGGER namespaces_changed;
 
 CREATE FUNCTION agentcache.put(namespace text, key text, value jsonb, ttl interval DEFAULT NULL, tags text[] DEFAULT '{}')
 RETURNS void

@@ -156,6 +156,34 @@ SELECT expires_at > clock_timestamp() + interval '9 minutes' AND expires_at <= c
 SELECT agentcache.configure_namespace('ttl-guc', NULL);
 SELECT agentcache.put('ttl-guc', 'k5', '5');
 SELECT expires_at IS NULL AS no_expiry FROM agentcache.entries WHERE namespace = 'ttl-guc' AND key = 'k5';
+-- backends cache namespace settings; every committed change is seen by the next
+-- put, whichever way it was made (a direct UPDATE by the owner too) ...
+UPDATE agentcache.namespaces SET default_ttl = '20 minutes' WHERE namespace = 'ttl-guc';
+SELECT agentcache.put('ttl-guc', 'k6', '6');
+SELECT expires_at > clock_timestamp() + interval '19 minutes' AND expires_at <= clock_timestamp() + interval '20 minutes'
+       AS direct_update_seen
+  FROM agentcache.entries WHERE namespace = 'ttl-guc' AND key = 'k6';
+-- ... a rolled-back change never is, and the transaction making it sees it at once
+BEGIN;
+SELECT agentcache.configure_namespace('ttl-guc', '30 minutes');
+SELECT agentcache.put('ttl-guc', 'k7', '7');
+SELECT expires_at > clock_timestamp() + interval '29 minutes' AS own_change_seen
+  FROM agentcache.entries WHERE namespace = 'ttl-guc' AND key = 'k7';
+ROLLBACK;
+SELECT agentcache.put('ttl-guc', 'k7', '7');
+SELECT expires_at <= clock_timestamp() + interval '20 minutes' AS rolled_back_change_unseen
+  FROM agentcache.entries WHERE namespace = 'ttl-guc' AND key = 'k7';
+-- a namespace deleted from the table is created again, with the defaults, by the next put
+DELETE FROM agentcache.namespaces WHERE namespace = 'ttl-guc';
+SELECT agentcache.put('ttl-guc', 'k8', '8');
+SELECT default_ttl FROM agentcache.namespaces WHERE namespace = 'ttl-guc';
+-- changing settings cannot be PREPAREd (0A000): COMMIT PREPARED would publish
+-- the change behind the caches' back; the change is rolled back
+BEGIN;
+SELECT agentcache.configure_namespace('ttl-guc', '40 minutes');
+PREPARE TRANSACTION 'agentcache_ns';
+SELECT default_ttl FROM agentcache.namespaces WHERE namespace = 'ttl-guc';
+SELECT agentcache.configure_namespace('ttl-guc', NULL);
 
 -- ---------------------------------------------------------------- expiry (one pause serves every test below)
 SELECT agentcache.configure_namespace('ttl-max', NULL, 4);

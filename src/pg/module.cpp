@@ -5,6 +5,7 @@
 #include "pg/memory.hpp"
 #include "pg/shmem.hpp"
 #include "pg/worker.hpp"
+#include "pg/ttl.hpp"
 
 extern "C" {
 PG_MODULE_MAGIC;
@@ -76,4 +77,5 @@ void _PG_init(void) {
   }
   memory::register_callbacks();
   dedup::register_callbacks();
+  ttl::register_callbacks();
 }

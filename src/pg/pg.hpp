@@ -49,6 +49,7 @@ extern "C" {
 #include "utils/datum.h"
 #include "utils/rel.h"
 #include "utils/varlena.h"
+#include "storage/bufmgr.h"
 #include "access/genam.h"
 #include "access/relscan.h"
 #include "access/table.h"

@@ -31,6 +31,7 @@ struct Shared {
   std::size_t map_bytes;
   WorkerState worker;
   TtlNamespace ttl[kTtlNamespaces];
+  pg_atomic_uint64 ttl_settings_generation;
   DedupCounters dedup;
 };
 
@@ -83,6 +84,7 @@ void startup_hook() {
                                   &ns.c.invalidations, &ns.c.entries, &ns.c.bytes})
         pg_atomic_init_u64(a, 0);
     }
+    pg_atomic_init_u64(&sh->ttl_settings_generation, 0);
     for (pg_atomic_uint64* a : {&sh->dedup.acquired, &sh->dedup.in_progress, &sh->dedup.duplicate,
                                 &sh->dedup.expirations})
       pg_atomic_init_u64(a, 0);
@@ -125,6 +127,7 @@ WorkerState* worker_state() noexcept { return g_shared ? &g_shared->worker : nul
 LWLock* worker_lock() noexcept { return &g_shared->locks[kWorkerLock].lock; }
 TtlNamespace* ttl_namespaces() noexcept { return g_shared ? g_shared->ttl : nullptr; }
 LWLock* ttl_lock() noexcept { return &g_shared->locks[kTtlLock].lock; }
+pg_atomic_uint64* ttl_settings_generation() noexcept { return g_shared ? &g_shared->ttl_settings_generation : nullptr; }
 DedupCounters* dedup_counters() noexcept { return g_shared ? &g_shared->dedup : nullptr; }
 
 void install_hooks() {

@@ -72,6 +72,9 @@ struct TtlNamespace {
   TtlCounters c;
 };
 TtlNamespace* ttl_namespaces() noexcept;  // kTtlNamespaces slots; nullptr when not preloaded
+// Bumped by every committed change of agentcache.namespaces: backends cache a
+// namespace's settings together with the generation they read it at.
+pg_atomic_uint64* ttl_settings_generation() noexcept;  // nullptr when not preloaded
 
 // Message deduplication counters (stats() tier dedup).
 struct DedupCounters {

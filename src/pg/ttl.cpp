@@ -104,9 +104,51 @@ void lock_global(LOCKMODE mode) { lock(kLockSpaceGlobal, 0, mode); }
 
 using shmem::TtlNamespace;
 
+struct NsSettings {
+  bool has_ttl;
+  int64 ttl_us;
+  bool has_max;
+  int64 max_entries;
+};
+
+// Backend-local cache of namespaces (direct-mapped): the shared counter slot
+// (slots are never freed, so the pointer stays valid) and the settings read
+// from agentcache.namespaces at generation `gen` of
+// shmem::ttl_settings_generation(). Saves put a lock round and an SPI query.
+struct LocalNs {
+  Oid db = InvalidOid;  // InvalidOid: empty
+  uint8 len = 0;
+  char name[64];
+  TtlNamespace* slot = nullptr;
+  bool has_settings = false;
+  uint64 gen = 0;
+  NsSettings st{};
+};
+constexpr int kLocalNs = 64;
+LocalNs g_local[kLocalNs];
+bool g_ns_written = false;  // this transaction wrote agentcache.namespaces: cache nothing
+bool g_ns_changed = false;  // ... and updated or deleted rows: bump the generation at commit
+
+LocalNs& local_ns(std::string_view ns) {
+  LocalNs& l = g_local[core::hash_bytes(ns, MyDatabaseId) % kLocalNs];
+  if (l.db != MyDatabaseId || l.len != ns.size() || std::memcmp(l.name, ns.data(), ns.size()) != 0) {
+    l = LocalNs{};
+    l.db = MyDatabaseId;
+    l.len = static_cast<uint8>(ns.size());
+    std::memcpy(l.name, ns.data(), ns.size());
+  }
+  return l;
+}
+
+void forget_settings() noexcept {
+  for (LocalNs& l : g_local) l.has_settings = false;
+}
+
 TtlNamespace* find_slot(std::string_view ns, bool create) noexcept {
   TtlNamespace* slots = shmem::ttl_namespaces();
-  if (slots == nullptr) return nullptr;
+  if (slots == nullptr || ns.size() > kMaxNamespaceBytes) return nullptr;
+  LocalNs& local = local_ns(ns);
+  if (local.slot != nullptr) return local.slot;
   const uint32 start = static_cast<uint32>(core::hash_bytes(ns, MyDatabaseId) % shmem::kTtlNamespaces);
   {
     LWLockGuard g(shmem::ttl_lock(), LW_SHARED);
@@ -114,7 +156,7 @@ TtlNamespace* find_slot(std::string_view ns, bool create) noexcept {
       TtlNamespace& s = slots[(start + i) % shmem::kTtlNamespaces];
       if (!s.used) break;
       if (s.db == MyDatabaseId && std::strlen(s.name) == ns.size() && std::memcmp(s.name, ns.data(), ns.size()) == 0)
-        return &s;
+        return local.slot = &s;
     }
   }
   if (!create) return nullptr;
@@ -123,14 +165,14 @@ TtlNamespace* find_slot(std::string_view ns, bool create) noexcept {
     TtlNamespace& s = slots[(start + i) % shmem::kTtlNamespaces];
     if (s.used) {
       if (s.db == MyDatabaseId && std::strlen(s.name) == ns.size() && std::memcmp(s.name, ns.data(), ns.size()) == 0)
-        return &s;
+        return local.slot = &s;
       continue;
     }
     s.db = MyDatabaseId;
     std::memcpy(s.name, ns.data(), ns.size());
     s.name[ns.size()] = '\0';
     s.used = true;
-    return &s;
+    return local.slot = &s;
   }
   return nullptr;  // full: this namespace goes uncounted
 }
@@ -156,10 +198,13 @@ void add(std::string_view ns, pg_atomic_uint64 shmem::TtlCounters::*field, int64
 
 // ------------------------------------------------------------------ relations
 
-Oid g_entries = InvalidOid, g_entries_pkey = InvalidOid;
+Oid g_entries = InvalidOid, g_entries_pkey = InvalidOid, g_namespaces = InvalidOid;
 
 void relcache_callback(Datum, Oid relid) {
-  if (relid == InvalidOid || relid == g_entries || relid == g_entries_pkey) g_entries = g_entries_pkey = InvalidOid;
+  if (relid == InvalidOid || relid == g_entries || relid == g_entries_pkey || relid == g_namespaces) {
+    g_entries = g_entries_pkey = g_namespaces = InvalidOid;
+    forget_settings();  // the extension may have been dropped and created again
+  }
 }
 
 void resolve_relations() {
@@ -172,10 +217,12 @@ void resolve_relations() {
   Oid nsp = get_namespace_oid("agentcache", false);
   Oid rel = get_relname_relid("entries", nsp);
   Oid idx = get_relname_relid("entries_pkey", nsp);
-  if (rel == InvalidOid || idx == InvalidOid)
+  Oid nss = get_relname_relid("namespaces", nsp);
+  if (rel == InvalidOid || idx == InvalidOid || nss == InvalidOid)
     throw sql_error(ERRCODE_UNDEFINED_TABLE, "relation agentcache.entries does not exist");
   g_entries = rel;
   g_entries_pkey = idx;
+  g_namespaces = nss;
 }
 
 // ------------------------------------------------------------------ direct read
@@ -247,16 +294,19 @@ int spi_as_owner(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Datum
   return rc;
 }
 
-struct NsSettings {
-  bool has_ttl;
-  int64 ttl_us;
-  bool has_max;
-  int64 max_entries;
-};
-
 // The namespace's settings; creates it (default_ttl = agentcache.default_ttl
 // at this moment) when `create` and it does not exist yet. Inside SPI.
 NsSettings ns_settings(std::string_view ns, bool create) {
+  resolve_relations();  // registers the relcache callback that forgets cached settings
+  pg_atomic_uint64* generation = shmem::ttl_settings_generation();
+  // read before the table: a change committed after this read bumps it past `gen`
+  const uint64 gen = generation ? pg_atomic_read_u64(generation) : 0;
+  const bool cacheable = generation != nullptr && !g_ns_written;
+  if (cacheable) {
+    pg_memory_barrier();
+    LocalNs& l = local_ns(ns);
+    if (l.has_settings && l.gen == gen) return l.st;
+  }
   NsSettings st{true, static_cast<int64>(guc::default_ttl_s) * USECS_PER_SEC, false, 0};
   Oid t1[1] = {TEXTOID};
   Datum v1[1] = {text_datum(ns)};
@@ -274,6 +324,12 @@ NsSettings ns_settings(std::string_view ns, bool create) {
       st.ttl_us = tnull ? 0 : interval_usecs(DatumGetIntervalP(t));
       st.has_max = !mnull;
       st.max_entries = mnull ? 0 : DatumGetInt64(m);
+      if (cacheable && !g_ns_written) {
+        LocalNs& l = local_ns(ns);
+        l.st = st;
+        l.gen = gen;
+        l.has_settings = true;
+      }
       return st;
     }
     if (!create) return st;
@@ -385,25 +441,84 @@ void require_writable(const char* what) { PreventCommandIfReadOnly(what); }
 
 namespace {
 int g_sweeps_since_recount = 1000;
+
+// The walk over agentcache.entries (which has no index on expires_at, see the
+// install script): each transaction deletes the expired rows of one block range
+// through a Tid Range Scan, and one sweep walks at most kSweepBlocksPerCycle
+// blocks, resuming where the previous one stopped. A row is deleted at most
+// (table blocks / kSweepBlocksPerCycle) sweeps after its stale_retention ends.
+constexpr BlockNumber kSweepChunkBlocks = 256;       // 2 MB per transaction
+constexpr BlockNumber kSweepBlocksPerCycle = 16384;  // 128 MB per sweep
+BlockNumber g_sweep_next_block = 0;
+
+void count_expired(SPITupleTable* rows, uint64 n) {
+  for (uint64 i = 0; i < n; ++i) {
+    bool isnull = false;
+    text* ns = DatumGetTextPP(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
+    add(text_view(ns), &shmem::TtlCounters::expirations, 1);
+    add(text_view(ns), &shmem::TtlCounters::entries, -1);
+  }
 }
+
+// One transaction: deletes the rows of blocks [from, from + chunk) expired more
+// than stale_retention ago. Returns false when the extension is not installed
+// here; `nblocks` is the table's size at that moment.
+bool sweep_chunk(BlockNumber from, BlockNumber* nblocks, int64* deleted) {
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  PushActiveSnapshot(GetTransactionSnapshot());
+  Oid nsp = get_namespace_oid("agentcache", true);
+  Oid relid = nsp == InvalidOid ? InvalidOid : get_relname_relid("entries", nsp);
+  if (relid == InvalidOid) {
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    return false;
+  }
+  Relation rel = table_open(relid, AccessShareLock);
+  *nblocks = RelationGetNumberOfBlocks(rel);
+  table_close(rel, NoLock);
+  *deleted = 0;
+  if (from < *nblocks) {
+    spi_connect();
+    ItemPointerData lo, hi;
+    ItemPointerSet(&lo, from, 0);
+    ItemPointerSet(&hi, from + kSweepChunkBlocks, 0);
+    Oid types[3] = {TIDOID, TIDOID, INT8OID};
+    Datum values[3] = {PointerGetDatum(&lo), PointerGetDatum(&hi), Int64GetDatum(guc::stale_retention_s)};
+    static SPIPlanPtr plan = nullptr;
+    int rc = pg::spi_exec_latest(
+        &plan,
+        "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.>=) $1 AND ctid OPERATOR(pg_catalog.<) $2"
+        " AND expires_at OPERATOR(pg_catalog.<)"
+        " (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $3::pg_catalog.float8))"
+        " RETURNING namespace",
+        3, types, values, nullptr, false, 0);
+    if (rc != SPI_OK_DELETE_RETURNING) elog(ERROR, "agentcache: sweeping agentcache.entries failed");
+    *deleted = static_cast<int64>(SPI_processed);
+    count_expired(SPI_tuptable, SPI_processed);
+    SPI_finish();
+  }
+  PopActiveSnapshot();
+  CommitTransactionCommand();
+  return true;
+}
+}  // namespace
 
 int64 sweep() {
   if (guc::stale_retention_s < 0) return 0;
-  // 1. expired rows past stale_retention, in bounded batches
-  int64 total = worker::delete_in_batches(
-      "entries",
-      "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-      " SELECT ctid FROM agentcache.entries WHERE expires_at OPERATOR(pg_catalog.<)"
-      " (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $1::pg_catalog.float8))"
-      " LIMIT $2)) RETURNING namespace",
-      guc::stale_retention_s, [](SPITupleTable* rows, uint64 n) {
-        for (uint64 i = 0; i < n; ++i) {
-          bool isnull = false;
-          text* ns = DatumGetTextPP(SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull));
-          add(text_view(ns), &shmem::TtlCounters::expirations, 1);
-          add(text_view(ns), &shmem::TtlCounters::entries, -1);
-        }
-      });
+  // 1. expired rows past stale_retention: a bounded walk in block ranges
+  int64 total = 0;
+  for (BlockNumber walked = 0; walked < kSweepBlocksPerCycle; walked += kSweepChunkBlocks) {
+    BlockNumber nblocks = 0;
+    int64 n = 0;
+    if (!sweep_chunk(g_sweep_next_block, &nblocks, &n)) return total;
+    total += n;
+    g_sweep_next_block += kSweepChunkBlocks;
+    if (g_sweep_next_block >= nblocks) {  // the end: the next sweep starts over
+      g_sweep_next_block = 0;
+      break;
+    }
+  }
   // 2. max_entries overshoot of concurrent writers; 3. re-count estimates now and then
   const bool recount = ++g_sweeps_since_recount >= 6;
   SetCurrentStatementStartTimestamp();
@@ -746,6 +861,7 @@ AGENTCACHE_FUNCTION(agentcache_configure_namespace) {
     if (!PG_ARGISNULL(2) && PG_GETARG_INT64(2) <= 0)
       throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "max_entries must be greater than zero");
     require_writable("configure_namespace()");
+    g_ns_written = true;  // the trigger says so too; from here on no settings are cached
     spi_connect();
     Oid types[3] = {TEXTOID, INTERVALOID, INT8OID};
     Datum values[3] = {text_datum(ns), PG_ARGISNULL(1) ? Datum(0) : PG_GETARG_DATUM(1),
@@ -763,6 +879,56 @@ AGENTCACHE_FUNCTION(agentcache_configure_namespace) {
     PG_RETURN_VOID();
   });
 }
+
+// _namespaces_changed(): the AFTER … FOR EACH STATEMENT trigger (ENABLE ALWAYS)
+// on agentcache.namespaces. Stops this transaction from caching settings and,
+// for an UPDATE, DELETE or TRUNCATE, bumps the settings generation when it
+// commits, so every backend re-reads. Such a transaction cannot be PREPAREd:
+// COMMIT PREPARED would make the change visible with no bump.
+AGENTCACHE_FUNCTION(agentcache_namespaces_changed) {
+  return pg::boundary([&]() -> Datum {
+    if (!CALLED_AS_TRIGGER(fcinfo))
+      throw sql_error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "_namespaces_changed() must be called as a trigger");
+    auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+    g_ns_written = true;
+    // A new row was cached nowhere (a backend caches only rows it found), so
+    // only UPDATE, DELETE and TRUNCATE make other backends re-read.
+    if (!TRIGGER_FIRED_BY_INSERT(td->tg_event)) g_ns_changed = true;
+    return PointerGetDatum(nullptr);
+  });
+}
+
+namespace agentcache::ttl {
+namespace {
+void xact_callback(XactEvent event, void*) {
+  switch (event) {
+    case XACT_EVENT_PRE_PREPARE:
+      if (g_ns_changed)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("cannot PREPARE a transaction that changed agentcache.namespaces"),
+                        errdetail("Backends learn of namespace settings when the changing transaction commits in this session.")));
+      break;
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_PARALLEL_COMMIT:
+      if (g_ns_changed) {
+        if (pg_atomic_uint64* generation = shmem::ttl_settings_generation()) pg_atomic_fetch_add_u64(generation, 1);
+        forget_settings();
+      }
+      g_ns_written = g_ns_changed = false;
+      break;
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_ABORT:
+    case XACT_EVENT_PREPARE:
+      g_ns_written = g_ns_changed = false;
+      break;
+    default:
+      break;
+  }
+}
+}  // namespace
+
+void register_callbacks() { RegisterXactCallback(xact_callback, nullptr); }
+}  // namespace agentcache::ttl
 
 // invalidate_trigger(): AFTER INSERT OR UPDATE OR DELETE … FOR EACH ROW
 //   EXECUTE FUNCTION agentcache.invalidate_trigger('tenant:{tenant_id}', …)

@@ -7,4 +7,7 @@ namespace agentcache::ttl {
 // overshoot, and a periodic re-count of the per-namespace estimates.
 int64 sweep();
 void reset_stats() noexcept;
+// Transaction callback: a committed change of agentcache.namespaces bumps the
+// settings generation every backend's cached namespace settings carry.
+void register_callbacks();
 }  // namespace agentcache::ttl

@@ -189,6 +189,28 @@ is(sql(q{SELECT agentcache.get('sweep', 'long')}), '2', 'sweep: the unexpired en
 my $exp1 = (split /\|/, ttl_stats($node, 'sweep'))[4];
 cmp_ok($exp1, '>=', $exp0 + 1, "sweep: stats expirations grew ($exp0 -> $exp1)");
 
+# the sweep walks the table in block ranges (no index on expires_at): a table of
+# several ranges (256 blocks each) loses every expired row, in its first and in
+# its last blocks, and keeps every live one in between
+sql(q{SELECT agentcache.configure_namespace('walk', '1 hour')});
+sql(q{INSERT INTO agentcache.entries (namespace, key, value, expires_at)
+      SELECT 'walk', 'k' || i, to_jsonb(repeat('x', 1000)),
+             clock_timestamp() + CASE WHEN i % 10 = 0 THEN interval '1 hour' ELSE interval '1 second' END
+      FROM generate_series(1, 6000) i});
+my $blocks = sql(q{SELECT pg_relation_size('agentcache.entries') / current_setting('block_size')::int});
+cmp_ok($blocks, '>', 600, "walk: agentcache.entries spans several block ranges ($blocks blocks)");
+my $t_walk = time;
+$t = wait_true($node, q{SELECT count(*) = 600 FROM agentcache.entries WHERE namespace = 'walk'}, $t_walk);
+ok(defined $t, 'walk: every expired row left the table');
+is(sql(q{SELECT count(*) || ' ' || min(key::int8 % 10) || ' ' || max(key::int8 % 10)
+         FROM (SELECT substr(key, 2) AS key FROM agentcache.entries WHERE namespace = 'walk') k}),
+	'600 0 0', 'walk: the 600 unexpired rows stayed');
+is(sql(q{SELECT agentcache.get('walk', 'k6000') IS NOT NULL AND agentcache.get('walk', 'k10') IS NOT NULL}),
+	't', 'walk: live rows of the first and the last blocks readable');
+my $exp2 = (split /\|/, ttl_stats($node, 'walk'))[4];
+is($exp2, 5400, 'walk: stats count 5400 expirations (rows inserted directly, not through put)');
+sql(q{SELECT agentcache.clear('walk')});
+
 # ---------------------------------------------------------------- c. sweep of a max_entries overshoot
 sql(q{SELECT agentcache.configure_namespace('cap', '1 hour', 5)});
 my $ev0 = (split /\|/, ttl_stats($node, 'cap'))[3];
