@@ -37,7 +37,7 @@ $(CORE_OBJS): CPPFLAGS := -I$(srcdir)/include
 # throwaway instance (pg_regress --temp-instance). Run as a non-root user
 # after "make install" (scripts/test.sh does both).
 REGRESS_SUITES = setup boundary memory memory_errors memory_trim memory_dml security stats maps ttl dedup hotpath
-ISOLATION_SUITES = commit_visibility rollback_invisible concurrent_seq map_swap map_define_race ttl_namespace_settings \
+ISOLATION_SUITES = commit_visibility rollback_invisible concurrent_seq map_swap map_define_race ttl_namespace_settings ttl_put_fetch \
                    ttl_single_flight ttl_leader_failure ttl_invalidation_race ttl_rollback_invalidation \
                    ttl_invalidation_rr dedup_race dedup_fingerprint dedup_fail_retry hotpath_outbound
 PG_REGRESS_BIN   = $(top_builddir)/src/test/regress/pg_regress

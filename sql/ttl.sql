@@ -185,6 +185,16 @@ PREPARE TRANSACTION 'agentcache_ns';
 SELECT default_ttl FROM agentcache.namespaces WHERE namespace = 'ttl-guc';
 SELECT agentcache.configure_namespace('ttl-guc', NULL);
 
+-- one transaction may put any number of keys: put holds no lock past its call
+-- (10,000 advisory locks would overflow the default lock table)
+BEGIN;
+SELECT count(agentcache.put('ttl-bulk', 'k' || g, to_jsonb(g))) AS bulk_puts FROM generate_series(1, 10000) g;
+SELECT count(*) AS key_locks_held FROM pg_locks
+ WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND objsubid = 44035;  -- 0xAC03, the key lock space
+COMMIT;
+SELECT count(*) AS bulk_entries, agentcache.get('ttl-bulk', 'k10000') AS last FROM agentcache.entries WHERE namespace = 'ttl-bulk';
+SELECT agentcache.clear('ttl-bulk') AS bulk_cleared;
+
 -- ---------------------------------------------------------------- expiry (one pause serves every test below)
 SELECT agentcache.configure_namespace('ttl-max', NULL, 4);
 BEGIN;

@@ -11,7 +11,10 @@
 //  * key lock (exclusive): fetch's single flight (concurrent misses of a key
 //    queue on it; the first runs the query, the others wait for its
 //    transaction to end and then read the stored value, or take over if it
-//    failed, was cancelled or died), and put/invalidate of that key;
+//    failed, was cancelled or died), and invalidate of that key (both until
+//    their transaction ends); put takes it only for its call and gives it
+//    back, and a fetch leader finding an uncommitted put of its key waits for
+//    that transaction (key_writer);
 //  * namespace lock: fetch leaders hold it shared, clear() exclusive;
 //  * global lock: fetch leaders hold it shared, clear_all() exclusive.
 // A fetch leader runs its query on a fresh snapshot taken after it holds the
@@ -95,6 +98,14 @@ void lock(uint16 space, uint64 hash, LOCKMODE mode) {
   (void)LockAcquire(&tag, mode, false, false);
 }
 void lock_key(std::string_view ns, std::string_view key) { lock(kLockSpaceKey, key_hash(ns, key), ExclusiveLock); }
+// Gives back one acquisition of the key lock before the transaction ends (a
+// lock the transaction took earlier for the same key stays held).
+void unlock_key(std::string_view ns, std::string_view key) {
+  const uint64 hash = key_hash(ns, key);
+  LOCKTAG tag;
+  SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(hash >> 32), static_cast<uint32>(hash), kLockSpaceKey);
+  (void)LockRelease(&tag, ExclusiveLock, false);
+}
 void lock_namespace(std::string_view ns, LOCKMODE mode) {
   lock(kLockSpaceNamespace, core::hash_bytes(ns, MyDatabaseId), mode);
 }
@@ -276,6 +287,33 @@ ReadResult read_entry(std::string_view ns, std::string_view key, int64 max_stale
   table_close(rel, AccessShareLock);
   if (pushed) PopActiveSnapshot();
   return out;
+}
+
+// The transaction writing the key, if one is in progress (a put that has not
+// committed yet: put gives its key lock back once the row is written, so that
+// a transaction can put any number of keys); InvalidTransactionId if none.
+TransactionId key_writer(std::string_view ns, std::string_view key) {
+  resolve_relations();
+  SnapshotData dirty;
+  InitDirtySnapshot(dirty);
+  TransactionId writer = InvalidTransactionId;
+  Relation rel = table_open(g_entries, AccessShareLock);
+  Relation idx = index_open(g_entries_pkey, AccessShareLock);
+  ScanKeyData sk[2];
+  ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, text_datum(ns));
+  ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(key));
+  IndexScanDesc scan = index_beginscan(rel, idx, &dirty, 2, 0);
+  index_rescan(scan, sk, 2, nullptr, 0);
+  TupleTableSlot* slot = table_slot_create(rel, nullptr);
+  while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+    writer = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+    if (TransactionIdIsValid(writer)) break;
+  }
+  ExecDropSingleTupleTableSlot(slot);
+  index_endscan(scan);
+  index_close(idx, AccessShareLock);
+  table_close(rel, AccessShareLock);
+  return writer;
 }
 
 // ------------------------------------------------------------------ SPI helpers
@@ -602,10 +640,16 @@ AGENTCACHE_FUNCTION(agentcache_put) {
     if (ttl) require_positive(ttl, "ttl");
     require_writable("put()");
     Jsonb* value = PG_GETARG_JSONB_P(2);
+    // The key lock waits out a fetch computing this key (its value is stored
+    // first, then overwritten by ours). It is given back once the row is
+    // written: a fetch arriving before this transaction ends waits for it on
+    // the row (wait_for_writer), and a transaction may put any number of keys
+    // without filling the lock table.
     lock_key(ns, key);
     spi_connect();
     store(ns, key, value, ttl, PG_ARGISNULL(4) ? Datum(0) : PG_GETARG_DATUM(4), PG_ARGISNULL(4));
     SPI_finish();
+    unlock_key(ns, key);
     PG_RETURN_VOID();
   });
 }
@@ -721,12 +765,21 @@ AGENTCACHE_FUNCTION(agentcache_fetch) {
     lock_global(ShareLock);
     lock_namespace(ns, ShareLock);
     lock_key(ns, key);
-    if (!standby) {
+    for (;;) {
+      if (standby) break;
       ReadResult r = read_entry(ns, key, -1, GetLatestSnapshot());
       if (r.found == Found::Fresh) {
         add(ns, &shmem::TtlCounters::hits, 1);
         PG_RETURN_JSONB_P(r.value);
       }
+      // A put of this key has not committed yet: its value, not ours, comes
+      // next. Wait for it without the key lock (that transaction may put the
+      // key again), then queue again.
+      TransactionId writer = key_writer(ns, key);
+      if (!TransactionIdIsValid(writer)) break;
+      unlock_key(ns, key);
+      XactLockTableWait(writer, nullptr, nullptr, XLTW_None);
+      lock_key(ns, key);
     }
     add(ns, &shmem::TtlCounters::misses, 1, standby);  // misses on a standby count too
 
