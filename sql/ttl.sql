@@ -759,6 +759,33 @@ SELECT has_function_privilege('regress_ttl_app', 'agentcache.clear_all()', 'EXEC
        has_table_privilege('regress_ttl_app', 'agentcache.namespaces', 'DELETE') AS ns_delete,
        has_function_privilege('public', 'agentcache.clear_all()', 'EXECUTE') AS public_clear_all;
 
+-- ---------------------------------------------------------------- put's direct write
+-- put writes the row itself (no SQL) while agentcache.entries is as installed;
+-- the index entries it makes are checked by amcheck (every heap row indexed)
+SELECT count(agentcache.put('ttl-direct', 'k' || g, to_jsonb(g), NULL, ARRAY['d' || (g % 3)])) FROM generate_series(1, 300) g;
+SELECT count(agentcache.put('ttl-direct', 'k' || g, to_jsonb(-g))) FROM generate_series(1, 300, 2) g;  -- HOT or not
+SELECT count(agentcache.put('ttl-direct', 'k' || g, '"re-tagged"', NULL, ARRAY['moved'])) FROM generate_series(2, 300, 4) g;
+SELECT agentcache.invalidate_tag('d1') AS d1_gone, agentcache.invalidate_tag('moved') AS moved_gone;
+SELECT count(*) AS direct_left, sum(value::text::int) FILTER (WHERE value::text ~ '^-?[0-9]+$') AS checksum
+  FROM agentcache.entries WHERE namespace = 'ttl-direct';
+CREATE EXTENSION amcheck;
+SELECT 'no error' AS pkey_amcheck FROM (SELECT bt_index_parent_check('agentcache.entries_pkey', heapallindexed => true)) c;
+-- an administrator's trigger on the table sends put through SQL, so it fires
+CREATE TABLE ttl_audit (ns text, key text, value jsonb);
+CREATE FUNCTION ttl_audit_fn() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO ttl_audit VALUES (NEW.namespace, NEW.key, NEW.value); RETURN NULL; END$$;
+CREATE TRIGGER ttl_audit AFTER INSERT OR UPDATE ON agentcache.entries FOR EACH ROW EXECUTE FUNCTION ttl_audit_fn();
+SELECT agentcache.put('ttl-direct', 'audited', '1'), agentcache.put('ttl-direct', 'audited', '2');
+SELECT * FROM ttl_audit ORDER BY value;
+DROP TRIGGER ttl_audit ON agentcache.entries;
+SELECT agentcache.put('ttl-direct', 'audited', '3');
+SELECT count(*) AS audited_after_drop, agentcache.get('ttl-direct', 'audited') AS value FROM ttl_audit;
+SELECT 'no error' AS pkey_amcheck_again FROM (SELECT bt_index_parent_check('agentcache.entries_pkey', heapallindexed => true)) c;
+DROP TABLE ttl_audit;
+DROP FUNCTION ttl_audit_fn();
+DROP EXTENSION amcheck;
+SELECT agentcache.clear('ttl-direct') > 0 AS direct_cleared;
+
 -- ---------------------------------------------------------------- clear_all (admin)
 SELECT count(*) AS total FROM agentcache.entries \gset
 SELECT agentcache.clear_all() = :total AS cleared_everything, :total > 0 AS there_was_something;

@@ -59,6 +59,8 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "catalog/index.h"
+#include "access/heapam.h"
 }
 
 // PG's c.h defines these as macros; they break standard C++ headers.

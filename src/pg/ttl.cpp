@@ -210,10 +210,14 @@ void add(std::string_view ns, pg_atomic_uint64 shmem::TtlCounters::*field, int64
 // ------------------------------------------------------------------ relations
 
 Oid g_entries = InvalidOid, g_entries_pkey = InvalidOid, g_namespaces = InvalidOid;
+// Whether agentcache.entries is as the install script made it (see direct_ok).
+enum class Direct { Unknown, Yes, No };
+Direct g_direct = Direct::Unknown;
 
 void relcache_callback(Datum, Oid relid) {
   if (relid == InvalidOid || relid == g_entries || relid == g_entries_pkey || relid == g_namespaces) {
     g_entries = g_entries_pkey = g_namespaces = InvalidOid;
+    g_direct = Direct::Unknown;
     forget_settings();  // the extension may have been dropped and created again
   }
 }
@@ -318,6 +322,10 @@ TransactionId key_writer(std::string_view ns, std::string_view key) {
 
 // ------------------------------------------------------------------ SPI helpers
 
+void spi_connect() {
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
+}
+
 // Runs a statement as the extension's owner (catalog of namespaces).
 // Every TTL statement runs on a fresh snapshot: it follows lock waits (key,
 // namespace) and must see what committed meanwhile, in any isolation level.
@@ -334,17 +342,26 @@ int spi_as_owner(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Datum
 
 // The namespace's settings; creates it (default_ttl = agentcache.default_ttl
 // at this moment) when `create` and it does not exist yet. Inside SPI.
-NsSettings ns_settings(std::string_view ns, bool create) {
+// The namespace's settings from this backend's cache, if they are current.
+bool cached_settings(std::string_view ns, NsSettings* out) {
   resolve_relations();  // registers the relcache callback that forgets cached settings
+  pg_atomic_uint64* generation = shmem::ttl_settings_generation();
+  if (generation == nullptr || g_ns_written) return false;
+  const uint64 gen = pg_atomic_read_u64(generation);
+  LocalNs& l = local_ns(ns);
+  if (!l.has_settings || l.gen != gen) return false;
+  *out = l.st;
+  return true;
+}
+
+NsSettings ns_settings(std::string_view ns, bool create) {
+  NsSettings cached;
+  if (cached_settings(ns, &cached)) return cached;
   pg_atomic_uint64* generation = shmem::ttl_settings_generation();
   // read before the table: a change committed after this read bumps it past `gen`
   const uint64 gen = generation ? pg_atomic_read_u64(generation) : 0;
   const bool cacheable = generation != nullptr && !g_ns_written;
-  if (cacheable) {
-    pg_memory_barrier();
-    LocalNs& l = local_ns(ns);
-    if (l.has_settings && l.gen == gen) return l.st;
-  }
+  pg_memory_barrier();
   NsSettings st{true, static_cast<int64>(guc::default_ttl_s) * USECS_PER_SEC, false, 0};
   Oid t1[1] = {TEXTOID};
   Datum v1[1] = {text_datum(ns)};
@@ -415,9 +432,149 @@ int64 enforce_max(std::string_view ns, int64 max, std::string_view keep, bool ha
   return n;
 }
 
-// Upserts an entry (inside SPI, caller's privileges) and enforces max_entries.
+// ------------------------------------------------------------------ direct upsert
+
+// put's write without SPI, the planner or the executor: the primary key is
+// probed, then the row updated in place (a HOT update when the tags stay) or
+// inserted, with its index entries, as logical replication's apply worker
+// writes rows. It needs agentcache.entries as the install script made it:
+// its six columns, plain indexes (no expressions, predicates or exclusion),
+// no triggers, no row-level security, no CHECK constraints. Checked once per
+// relcache version; anything else (an administrator's change) goes through
+// the SQL upsert.
+bool direct_ok(Relation rel) {
+  if (g_direct != Direct::Unknown) return g_direct == Direct::Yes;
+  static const Oid kTypes[6] = {TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+  TupleDesc desc = RelationGetDescr(rel);
+  bool ok = rel->rd_rel->relkind == RELKIND_RELATION && desc->natts == 6 && rel->trigdesc == nullptr &&
+            !rel->rd_rel->relrowsecurity &&
+            (desc->constr == nullptr || (desc->constr->num_check == 0 && !desc->constr->has_generated_stored));
+  for (int i = 0; ok && i < desc->natts; ++i) {
+    Form_pg_attribute a = TupleDescAttr(desc, i);
+    ok = !a->attisdropped && a->atttypid == kTypes[i];
+  }
+  List* ids = RelationGetIndexList(rel);
+  ListCell* lc;
+  foreach (lc, ids) {
+    if (!ok) break;
+    Relation idx = index_open(lfirst_oid(lc), AccessShareLock);
+    IndexInfo* ii = BuildIndexInfo(idx);
+    ok = ii->ii_Expressions == NIL && ii->ii_Predicate == NIL && ii->ii_ExclusionOps == nullptr &&
+         idx->rd_index->indimmediate;
+    index_close(idx, AccessShareLock);
+  }
+  list_free(ids);
+  g_direct = ok ? Direct::Yes : Direct::No;
+  return ok;
+}
+
+// Index entries for the row in `slot` (just inserted, or a non-HOT update).
+void insert_index_entries(Relation rel, TupleTableSlot* slot, bool update) {
+  List* ids = RelationGetIndexList(rel);
+  ListCell* lc;
+  foreach (lc, ids) {
+    Relation idx = index_open(lfirst_oid(lc), RowExclusiveLock);
+    IndexInfo* ii = BuildIndexInfo(idx);
+    Datum values[INDEX_MAX_KEYS];
+    bool isnull[INDEX_MAX_KEYS];
+    FormIndexDatum(ii, slot, nullptr, values, isnull);
+    (void)index_insert(idx, values, isnull, &slot->tts_tid, rel,
+                       idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, update, ii);
+    index_close(idx, NoLock);
+  }
+  list_free(ids);
+}
+
+// Upserts the entry; false (nothing done) when the direct path does not
+// apply and the SQL upsert must run. The caller holds the key lock, so no
+// other put or fetch writes this key meanwhile; deleters (invalidate_tag,
+// clear, sweeps) are waited for and the write is retried.
+bool upsert_direct(std::string_view ns, std::string_view key, Jsonb* value, Datum tags, bool tags_null, bool expires,
+                   TimestampTz expires_at, bool* inserted) {
+  resolve_relations();
+  // both privileges on the table itself; column privileges only through SQL
+  const AclMode need = ACL_INSERT | ACL_UPDATE;
+  if (pg_class_aclmask(g_entries, GetUserId(), need, ACLMASK_ALL) != need) return false;
+  Relation rel = table_open(g_entries, RowExclusiveLock);
+  if (!direct_ok(rel)) {
+    table_close(rel, NoLock);
+    return false;
+  }
+  CommandCounterIncrement();  // see this transaction's earlier changes
+  Datum values[6] = {text_datum(ns),
+                     text_datum(key),
+                     JsonbPGetDatum(value),
+                     tags_null ? PointerGetDatum(construct_empty_array(TEXTOID)) : tags,
+                     TimestampTzGetDatum(expires_at),
+                     TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};  // stored_at = now()
+  bool nulls[6] = {false, false, false, false, !expires, false};
+  TupleTableSlot* row = table_slot_create(rel, nullptr);
+  TupleTableSlot* old = table_slot_create(rel, nullptr);
+  Relation pk = index_open(g_entries_pkey, RowExclusiveLock);
+  for (int attempt = 0;; ++attempt) {
+    if (attempt > 1000) elog(ERROR, "agentcache: put kept losing races on one key");
+    CHECK_FOR_INTERRUPTS();
+    // the newest version, committed or not (a dirty snapshot)
+    SnapshotData dirty;
+    InitDirtySnapshot(dirty);
+    ScanKeyData sk[2];
+    ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, values[0]);
+    ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_TEXTEQ, values[1]);
+    IndexScanDesc scan = index_beginscan(rel, pk, &dirty, 2, 0);
+    index_rescan(scan, sk, 2, nullptr, 0);
+    const bool found = index_getnext_slot(scan, ForwardScanDirection, old);
+    const TransactionId writer = !found ? InvalidTransactionId
+                                 : TransactionIdIsValid(dirty.xmin) ? dirty.xmin
+                                                                    : dirty.xmax;
+    index_endscan(scan);
+    if (TransactionIdIsValid(writer)) {  // being deleted (or written) by another transaction
+      XactLockTableWait(writer, rel, &old->tts_tid, XLTW_Update);
+      continue;
+    }
+    ExecClearTuple(row);
+    std::memcpy(row->tts_values, values, sizeof values);
+    std::memcpy(row->tts_isnull, nulls, sizeof nulls);
+    ExecStoreVirtualTuple(row);
+    if (!found) {
+      table_tuple_insert(rel, row, GetCurrentCommandId(true), 0, nullptr);
+      insert_index_entries(rel, row, false);
+      *inserted = true;
+      break;
+    }
+    ItemPointerData tid = old->tts_tid;
+    ExecClearTuple(old);  // its buffer pin would keep the page from being pruned
+    TM_FailureData tmfd;
+    LockTupleMode lockmode;
+    bool update_indexes = false;
+    TM_Result res = table_tuple_update(rel, &tid, row, GetCurrentCommandId(true), GetLatestSnapshot(),
+                                       InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+    if (res == TM_Ok) {
+      if (update_indexes) insert_index_entries(rel, row, true);
+      *inserted = false;
+      break;
+    }
+    if (res == TM_SelfModified) CommandCounterIncrement();
+    else if (res != TM_Updated && res != TM_Deleted) elog(ERROR, "agentcache: unexpected result %d updating an entry", res);
+    // deleted or updated by a transaction that committed meanwhile: look again
+  }
+  index_close(pk, NoLock);
+  ExecDropSingleTupleTableSlot(old);
+  ExecDropSingleTupleTableSlot(row);
+  table_close(rel, NoLock);
+  CommandCounterIncrement();  // later reads in this statement see the entry
+  return true;
+}
+
+// Upserts an entry (caller's privileges) and enforces max_entries. Connects
+// to SPI only when it needs it.
 void store(std::string_view ns, std::string_view key, Jsonb* value, const Interval* ttl, Datum tags, bool tags_null) {
-  NsSettings st = ns_settings(ns, true);
+  bool spi = false;
+  NsSettings st{};
+  if (!cached_settings(ns, &st)) {
+    spi_connect();
+    spi = true;
+    st = ns_settings(ns, true);
+  }
   bool expires = ttl != nullptr || st.has_ttl;
   TimestampTz expires_at = 0;
   if (ttl != nullptr) {  // PostgreSQL's own arithmetic: out of range raises 22008
@@ -426,6 +583,12 @@ void store(std::string_view ns, std::string_view key, Jsonb* value, const Interv
                                                          IntervalPGetDatum(const_cast<Interval*>(ttl))));
   } else if (expires) {
     expires_at = GetCurrentTimestamp() + st.ttl_us;
+  }
+  bool inserted = false;
+  if (!upsert_direct(ns, key, value, tags, tags_null, expires, expires_at, &inserted)) {
+  if (!spi) {
+    spi_connect();
+    spi = true;
   }
   Oid types[5] = {TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID, TIMESTAMPTZOID};
   Datum values[5] = {text_datum(ns), text_datum(key), JsonbPGetDatum(value), tags, TimestampTzGetDatum(expires_at)};
@@ -441,16 +604,21 @@ void store(std::string_view ns, std::string_view key, Jsonb* value, const Interv
       5, types, values, nulls, false, 0);
   if (rc != SPI_OK_INSERT_RETURNING) elog(ERROR, "agentcache: storing the entry failed");
   bool isnull = false;
-  bool inserted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+  inserted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+  }
   find_slot(ns, true);
   if (inserted) add(ns, &shmem::TtlCounters::entries, 1);
   add(ns, &shmem::TtlCounters::bytes, inserted ? static_cast<int64>(VARSIZE(value)) : 0);
-  if (st.has_max) enforce_max(ns, st.max_entries, key, true);
+  if (st.has_max) {
+    if (!spi) {
+      spi_connect();
+      spi = true;
+    }
+    enforce_max(ns, st.max_entries, key, true);
+  }
+  if (spi) SPI_finish();
 }
 
-void spi_connect() {
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
-}
 
 int64 delete_where(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Datum* values) {
   spi_connect();
@@ -646,9 +814,7 @@ AGENTCACHE_FUNCTION(agentcache_put) {
     // the row (wait_for_writer), and a transaction may put any number of keys
     // without filling the lock table.
     lock_key(ns, key);
-    spi_connect();
     store(ns, key, value, ttl, PG_ARGISNULL(4) ? Datum(0) : PG_GETARG_DATUM(4), PG_ARGISNULL(4));
-    SPI_finish();
     unlock_key(ns, key);
     PG_RETURN_VOID();
   });
