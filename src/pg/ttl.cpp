@@ -492,8 +492,9 @@ void insert_index_entries(Relation rel, TupleTableSlot* slot, bool update) {
 bool upsert_direct(std::string_view ns, std::string_view key, Jsonb* value, Datum tags, bool tags_null, bool expires,
                    TimestampTz expires_at, bool* inserted) {
   resolve_relations();
-  // both privileges on the table itself; column privileges only through SQL
-  const AclMode need = ACL_INSERT | ACL_UPDATE;
+  // what the SQL upsert needs (ON CONFLICT reads the key columns), on the
+  // table itself; column privileges are judged by the SQL path
+  const AclMode need = ACL_SELECT | ACL_INSERT | ACL_UPDATE;
   if (pg_class_aclmask(g_entries, GetUserId(), need, ACLMASK_ALL) != need) return false;
   Relation rel = table_open(g_entries, RowExclusiveLock);
   if (!direct_ok(rel)) {
