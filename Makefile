@@ -9,7 +9,7 @@ DATA        = sql/agentcache--$(EXTVERSION).sql
 CORE_OBJS   = src/core/arena.o src/core/session_cache.o src/core/jsonb_writer.o src/core/map_store.o \
               src/core/tag_template.o
 GLUE_OBJS   = src/pg/module.o src/pg/boundary.o src/pg/shmem.o src/pg/memory.o src/pg/maps.o \
-              src/pg/worker.o src/pg/ttl.o src/pg/dedup.o src/pg/hotpath.o src/pg/stats.o
+              src/pg/worker.o src/pg/ttl.o src/pg/dedup.o src/pg/hotpath.o src/pg/stats.o src/pg/rows.o
 OBJS        = $(CORE_OBJS) $(GLUE_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src

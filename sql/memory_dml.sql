@@ -163,6 +163,39 @@ SELECT dml_invalidations() - :inv >= 2 AS both_invalidated;
 SELECT agentcache.add_turn('dml-a', 'user', 'fresh') AS a_seq;
 SELECT dml_show('dml-a') AS a;
 
+-- ---------------------------------------------------------------- add_turn's direct insert
+-- add_turn inserts its row itself (no SQL) while agentcache.turns is as installed:
+-- seq continues the session's newest (also inside one transaction) and every
+-- heap row is indexed (amcheck)
+BEGIN;
+SELECT count(agentcache.add_turn('dml-direct-' || (g % 7), 'user', 'turn ' || g)) FROM generate_series(1, 700) g;
+SELECT agentcache.add_turn('dml-direct-1', 'assistant', 'in the same transaction') AS seq_101;
+COMMIT;
+SELECT count(*) AS turns, count(DISTINCT session_id) AS sessions, max(seq) AS max_seq,
+       bool_and(seq BETWEEN 1 AND 101) AS seqs_dense
+  FROM agentcache.turns WHERE session_id LIKE 'dml-direct-%';
+SELECT (SELECT array_agg(seq ORDER BY seq) FROM agentcache.turns WHERE session_id = 'dml-direct-3')
+       = (SELECT array_agg(g::bigint) FROM generate_series(1, 100) g) AS seqs_1_to_100;
+CREATE EXTENSION amcheck;
+SELECT 'no error' AS turns_pkey_amcheck FROM (SELECT bt_index_parent_check('agentcache.turns_pkey', heapallindexed => true)) c;
+-- an administrator's trigger sends add_turn through SQL, so it fires; dropped, direct again
+CREATE TABLE dml_audit (session_id text, seq bigint);
+CREATE FUNCTION dml_audit_fn() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO dml_audit VALUES (NEW.session_id, NEW.seq); RETURN NULL; END$$;
+CREATE TRIGGER dml_audit AFTER INSERT ON agentcache.turns FOR EACH ROW EXECUTE FUNCTION dml_audit_fn();
+SELECT agentcache.add_turn('dml-direct-1', 'user', 'audited') AS seq_102;
+SELECT * FROM dml_audit;
+DROP TRIGGER dml_audit ON agentcache.turns;
+SELECT agentcache.add_turn('dml-direct-1', 'user', 'not audited') AS seq_103;
+SELECT count(*) AS audited FROM dml_audit;
+SELECT e->>'seq' AS seq, e->>'role' AS role, e->>'content' AS content
+  FROM jsonb_array_elements(agentcache.get_context('dml-direct-1', 3)) e;
+SELECT 'no error' AS turns_pkey_amcheck_again FROM (SELECT bt_index_parent_check('agentcache.turns_pkey', heapallindexed => true)) c;
+DROP EXTENSION amcheck;
+DROP TABLE dml_audit;
+DROP FUNCTION dml_audit_fn();
+SELECT sum(agentcache.forget_session('dml-direct-' || g)) AS direct_deleted FROM generate_series(0, 6) g;
+
 -- ---------------------------------------------------------------- cleanup
 SELECT agentcache.forget_session(s) AS deleted FROM unnest(ARRAY['dml-a', 'dml-b']) s;
 SELECT count(*) AS rows_left FROM agentcache.turns;

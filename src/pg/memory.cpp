@@ -18,6 +18,7 @@
 #include "pg/boundary.hpp"
 #include "pg/guc.hpp"
 #include "pg/memory.hpp"
+#include "pg/rows.hpp"
 #include "pg/shmem.hpp"
 #include "pg/spi.hpp"
 #include "agentcache/core/jsonb_writer.hpp"
@@ -65,8 +66,25 @@ int max_turns_arg(FunctionCallInfo fcinfo, int i) {
 // so it checks what the table read would: SELECT on agentcache.turns.
 Oid g_turns_relid = InvalidOid;
 
+// Whether agentcache.turns is as the install script made it (direct inserts).
+enum class Direct { Unknown, Yes, No };
+Direct g_turns_direct = Direct::Unknown;
+
 void turns_relcache_callback(Datum, Oid relid) {
-  if (relid == InvalidOid || relid == g_turns_relid) g_turns_relid = InvalidOid;
+  if (relid == InvalidOid || relid == g_turns_relid) {
+    g_turns_relid = InvalidOid;
+    g_turns_direct = Direct::Unknown;
+  }
+}
+
+void resolve_turns() {
+  if (g_turns_relid == InvalidOid) {
+    Oid nsp = get_namespace_oid("agentcache", false);
+    Oid rel = get_relname_relid("turns", nsp);
+    if (rel == InvalidOid)
+      throw sql_error(ERRCODE_UNDEFINED_TABLE, "relation agentcache.turns does not exist");
+    g_turns_relid = rel;
+  }
 }
 
 void require_turns_select() {
@@ -236,6 +254,77 @@ void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, vo
       if (op->nest_level >= level) op->nest_level = level - 1;
     if (g_truncate_level >= level) g_truncate_level = level - 1;
   }
+}
+
+// ------------------------------------------------------------------ direct insert
+
+// add_turn's INSERT without SPI (see pg/rows.hpp) while agentcache.turns is as
+// installed: its six columns, plain indexes, only its own triggers (which
+// ignore add_turn's rows) and only the role CHECK (the role comes from an enum).
+bool turns_direct_ok(Relation rel) {
+  if (g_turns_direct != Direct::Unknown) return g_turns_direct == Direct::Yes;
+  static const Oid kTypes[6] = {TEXTOID, INT8OID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
+  TupleDesc desc = RelationGetDescr(rel);
+  bool ok = pg::rows::plain_table(rel, kTypes, 6) && desc->constr != nullptr && desc->constr->num_check == 1 &&
+            std::strcmp(desc->constr->check[0].ccname, "turns_role_check") == 0;
+  if (ok && rel->trigdesc != nullptr) {
+    const Oid nsp = get_namespace_oid("agentcache", false);
+    for (int i = 0; ok && i < rel->trigdesc->numtriggers; ++i) {
+      const Trigger& t = rel->trigdesc->triggers[i];
+      const char* fn = get_func_name(t.tgfoid);
+      ok = fn != nullptr && std::strcmp(fn, "_turns_changed") == 0 && get_func_namespace(t.tgfoid) == nsp;
+    }
+  }
+  g_turns_direct = ok ? Direct::Yes : Direct::No;
+  return ok;
+}
+
+// Inserts the turn with seq = the session's newest + 1 (read with a fresh
+// snapshot: the caller holds the session's writer lock). False, with nothing
+// done, when the SQL INSERT must run instead.
+bool insert_turn_direct(std::string_view key, std::string_view role_name, text* content, Jsonb* meta, TimestampTz at,
+                        int64* seq_out) {
+  resolve_turns();
+  if (!pg::rows::has_privileges(g_turns_relid, GetUserId(), ACL_SELECT | ACL_INSERT)) return false;
+  Relation rel = table_open(g_turns_relid, RowExclusiveLock);
+  if (!turns_direct_ok(rel) || !OidIsValid(RelationGetPrimaryKeyIndex(rel))) {
+    table_close(rel, NoLock);
+    return false;
+  }
+  Relation pk = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
+  CommandCounterIncrement();  // see this transaction's earlier turns
+  Datum session = PointerGetDatum(cstring_to_text_with_len(key.data(), static_cast<int>(key.size())));
+  TupleTableSlot* slot = table_slot_create(rel, nullptr);
+  // newest seq: the primary key (session_id, seq) read backwards
+  Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
+  ScanKeyData sk[1];
+  ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, session);
+  sk[0].sk_collation = pk->rd_indcollation[0];  // the index's own order
+  IndexScanDesc scan = index_beginscan(rel, pk, snap, 1, 0);
+  index_rescan(scan, sk, 1, nullptr, 0);
+  int64 seq = 1;
+  if (index_getnext_slot(scan, BackwardScanDirection, slot)) {
+    bool isnull = false;
+    seq = DatumGetInt64(slot_getattr(slot, 2, &isnull)) + 1;
+  }
+  index_endscan(scan);
+  UnregisterSnapshot(snap);
+  Datum values[6] = {session,
+                     Int64GetDatum(seq),
+                     PointerGetDatum(cstring_to_text_with_len(role_name.data(), static_cast<int>(role_name.size()))),
+                     PointerGetDatum(content),
+                     PointerGetDatum(meta),
+                     TimestampTzGetDatum(at)};
+  bool nulls[6] = {false, false, false, false, meta == nullptr, false};
+  pg::rows::store_values(slot, values, nulls);
+  table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, nullptr);
+  pg::rows::insert_index_entries(rel, slot, false);
+  ExecDropSingleTupleTableSlot(slot);
+  index_close(pk, NoLock);
+  table_close(rel, NoLock);
+  CommandCounterIncrement();
+  *seq_out = seq;
+  return true;
 }
 
 // ------------------------------------------------------------------ table access (SPI)
@@ -616,6 +705,7 @@ int64 add_turn(std::string_view key, core::Role role, text* content_t, Jsonb* me
     ~ResetFlag() { g_in_add_turn = false; }
   } reset_flag;
   pg::pg_try([&] {
+    if (insert_turn_direct(key, role_name, content_t, meta, at, &seq)) return;
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
     Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
     SPIPlanPtr plan = pg::kept_plan(

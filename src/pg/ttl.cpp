@@ -24,6 +24,7 @@
 #include "pg/boundary.hpp"
 #include "pg/guc.hpp"
 #include "pg/maps.hpp"
+#include "pg/rows.hpp"
 #include "pg/shmem.hpp"
 #include "pg/spi.hpp"
 #include "pg/ttl.hpp"
@@ -446,43 +447,10 @@ bool direct_ok(Relation rel) {
   if (g_direct != Direct::Unknown) return g_direct == Direct::Yes;
   static const Oid kTypes[6] = {TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
   TupleDesc desc = RelationGetDescr(rel);
-  bool ok = rel->rd_rel->relkind == RELKIND_RELATION && desc->natts == 6 && rel->trigdesc == nullptr &&
-            !rel->rd_rel->relrowsecurity &&
-            (desc->constr == nullptr || (desc->constr->num_check == 0 && !desc->constr->has_generated_stored));
-  for (int i = 0; ok && i < desc->natts; ++i) {
-    Form_pg_attribute a = TupleDescAttr(desc, i);
-    ok = !a->attisdropped && a->atttypid == kTypes[i];
-  }
-  List* ids = RelationGetIndexList(rel);
-  ListCell* lc;
-  foreach (lc, ids) {
-    if (!ok) break;
-    Relation idx = index_open(lfirst_oid(lc), AccessShareLock);
-    IndexInfo* ii = BuildIndexInfo(idx);
-    ok = ii->ii_Expressions == NIL && ii->ii_Predicate == NIL && ii->ii_ExclusionOps == nullptr &&
-         idx->rd_index->indimmediate;
-    index_close(idx, AccessShareLock);
-  }
-  list_free(ids);
+  const bool ok = pg::rows::plain_table(rel, kTypes, 6) && rel->trigdesc == nullptr &&
+                  (desc->constr == nullptr || desc->constr->num_check == 0);
   g_direct = ok ? Direct::Yes : Direct::No;
   return ok;
-}
-
-// Index entries for the row in `slot` (just inserted, or a non-HOT update).
-void insert_index_entries(Relation rel, TupleTableSlot* slot, bool update) {
-  List* ids = RelationGetIndexList(rel);
-  ListCell* lc;
-  foreach (lc, ids) {
-    Relation idx = index_open(lfirst_oid(lc), RowExclusiveLock);
-    IndexInfo* ii = BuildIndexInfo(idx);
-    Datum values[INDEX_MAX_KEYS];
-    bool isnull[INDEX_MAX_KEYS];
-    FormIndexDatum(ii, slot, nullptr, values, isnull);
-    (void)index_insert(idx, values, isnull, &slot->tts_tid, rel,
-                       idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, update, ii);
-    index_close(idx, NoLock);
-  }
-  list_free(ids);
 }
 
 // Upserts the entry; false (nothing done) when the direct path does not
@@ -495,7 +463,7 @@ bool upsert_direct(std::string_view ns, std::string_view key, Jsonb* value, Datu
   // what the SQL upsert needs (ON CONFLICT reads the key columns), on the
   // table itself; column privileges are judged by the SQL path
   const AclMode need = ACL_SELECT | ACL_INSERT | ACL_UPDATE;
-  if (pg_class_aclmask(g_entries, GetUserId(), need, ACLMASK_ALL) != need) return false;
+  if (!pg::rows::has_privileges(g_entries, GetUserId(), need)) return false;
   Relation rel = table_open(g_entries, RowExclusiveLock);
   if (!direct_ok(rel)) {
     table_close(rel, NoLock);
@@ -532,13 +500,10 @@ bool upsert_direct(std::string_view ns, std::string_view key, Jsonb* value, Datu
       XactLockTableWait(writer, rel, &old->tts_tid, XLTW_Update);
       continue;
     }
-    ExecClearTuple(row);
-    std::memcpy(row->tts_values, values, sizeof values);
-    std::memcpy(row->tts_isnull, nulls, sizeof nulls);
-    ExecStoreVirtualTuple(row);
+    pg::rows::store_values(row, values, nulls);
     if (!found) {
       table_tuple_insert(rel, row, GetCurrentCommandId(true), 0, nullptr);
-      insert_index_entries(rel, row, false);
+      pg::rows::insert_index_entries(rel, row, false);
       *inserted = true;
       break;
     }
@@ -550,7 +515,7 @@ bool upsert_direct(std::string_view ns, std::string_view key, Jsonb* value, Datu
     TM_Result res = table_tuple_update(rel, &tid, row, GetCurrentCommandId(true), GetLatestSnapshot(),
                                        InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
     if (res == TM_Ok) {
-      if (update_indexes) insert_index_entries(rel, row, true);
+      if (update_indexes) pg::rows::insert_index_entries(rel, row, true);
       *inserted = false;
       break;
     }
