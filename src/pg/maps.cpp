@@ -36,16 +36,17 @@ shmem::MapStatus* status_slot(uint32 db, const char* name, bool create) noexcept
   return free_slot;
 }
 
-void record_success(uint32 db, const char* name, int64 entries) noexcept {
+void record_success(uint32 db, const char* name, int64 entries, bool keep_definer) noexcept {
   LWLockGuard g(shmem::worker_lock(), LW_EXCLUSIVE);
   shmem::MapStatus* st = status_slot(db, name, true);
   if (st == nullptr) return;
   st->last_error[0] = '\0';
   st->last_refresh = st->last_attempt = GetCurrentTimestamp();
   st->entries = entries;
-  st->definer_xid = InvalidTransactionId;  // define_map sets it again after this
+  if (!keep_definer) st->definer_xid = InvalidTransactionId;
   shmem::worker_state()->last_refresh = st->last_refresh;
 }
+
 
 // The map's rows, copied out of SPI into the caller's memory context.
 struct Rows {
@@ -114,7 +115,21 @@ Oid extension_owner() {
   return owner;
 }
 
-int64 reload(const MapDef& d) {
+namespace {
+TransactionId definer_xid(uint32 db, const char* name);
+}
+
+int64 reload(const MapDef& d, Snapshot catalog, bool defining) {
+  // The worker refreshes from a catalog it read at `catalog`. A definition
+  // that snapshot does not see (still running, or committed since) has
+  // installed, or is about to install, the new query's rows: the old query's
+  // must not go over them. define_map marks its transaction before it
+  // installs, and the mark is checked again under the build lock.
+  TransactionId seen = InvalidTransactionId;
+  if (catalog != nullptr) {
+    seen = definer_xid(MyDatabaseId, d.name);
+    if (TransactionIdIsValid(seen) && XidInMVCCSnapshot(seen, catalog) && !TransactionIdDidAbort(seen)) return -1;
+  }
   Rows rows = run_query(d);
   MapStore::Offset version = core::Arena::kNull;
   std::size_t dup = 0;
@@ -145,6 +160,10 @@ int64 reload(const MapDef& d) {
   bool ok;
   {
     LWLockGuard b(shmem::map_build_lock(), LW_EXCLUSIVE);
+    if (catalog != nullptr && definer_xid(MyDatabaseId, d.name) != seen) {
+      store()->free_version(version);  // redefined meanwhile: its rows stay
+      return -1;
+    }
     {
       LWLockGuard rd(shmem::map_read_lock(), LW_EXCLUSIVE);
       ok = store()->install(MyDatabaseId, d.name, version, &old);
@@ -154,8 +173,15 @@ int64 reload(const MapDef& d) {
   if (!ok)
     throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "too many lookup maps",
                     "agentcache keeps at most 64 maps in shared memory.");
-  record_success(MyDatabaseId, d.name, static_cast<int64>(rows.n));
+  // define_map's own mark stays until its transaction ends (see above)
+  record_success(MyDatabaseId, d.name, static_cast<int64>(rows.n), defining);
   return static_cast<int64>(rows.n);
+}
+
+void record_attempt(uint32 db, const char* name) noexcept {
+  LWLockGuard g(shmem::worker_lock(), LW_EXCLUSIVE);
+  shmem::MapStatus* st = status_slot(db, name, false);
+  if (st != nullptr) st->last_attempt = GetCurrentTimestamp();
 }
 
 void record_error(uint32 db, const char* name, const char* message) noexcept {
@@ -171,13 +197,13 @@ namespace {
 // its state is read afterwards (the clog lookup may do I/O and, in theory,
 // raise: never with an LWLock held).
 enum class Definer { None, Running, Committed, Aborted };
+TransactionId definer_xid(uint32 db, const char* name) {
+  LWLockGuard g(shmem::worker_lock(), LW_SHARED);
+  shmem::MapStatus* st = status_slot(db, name, false);
+  return st != nullptr ? st->definer_xid : InvalidTransactionId;
+}
 Definer definer_state(uint32 db, const char* name) {
-  TransactionId xid = InvalidTransactionId;
-  {
-    LWLockGuard g(shmem::worker_lock(), LW_SHARED);
-    shmem::MapStatus* st = status_slot(db, name, false);
-    if (st != nullptr) xid = st->definer_xid;
-  }
+  const TransactionId xid = definer_xid(db, name);
   if (!TransactionIdIsValid(xid)) return Definer::None;
   if (TransactionIdIsInProgress(xid)) return Definer::Running;
   return TransactionIdDidCommit(xid) ? Definer::Committed : Definer::Aborted;
@@ -457,8 +483,8 @@ AGENTCACHE_FUNCTION(agentcache_define_map) {
     if (existing.found) require_owner(existing.def);
     d.search_path = pstrdup(GetConfigOption("search_path", false, false));
     g_map_ddl = true;
-    int64 entries = maps::reload(d);
-    maps::mark_defined_here(MyDatabaseId, nm);
+    maps::mark_defined_here(MyDatabaseId, nm);  // before installing: see reload()
+    int64 entries = maps::reload(d, nullptr, true);
     Oid types[6] = {TEXTOID, TEXTOID, INTERVALOID, OIDOID, TEXTOID, INT8OID};
     Datum values[6] = {CStringGetTextDatum(nm), CStringGetTextDatum(query), PG_GETARG_DATUM(2),
                        ObjectIdGetDatum(d.owner), CStringGetTextDatum(d.search_path), Int64GetDatum(entries)};

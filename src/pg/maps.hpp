@@ -18,7 +18,13 @@ struct MapDef {
 // new version, never a mix), then records the success in shared memory.
 // Raises 42804 (wrong shape), 23505 (duplicate key), 53200 (too large) or the
 // query's own error; the previous version keeps serving. Returns entries.
-int64 reload(const MapDef& d);
+// Runs the map's query and installs the result. `catalog`: the snapshot the
+// worker read the definition with; returns -1 (nothing installed) when a
+// definition that snapshot does not see has replaced it. `defining`: called
+// by define_map, whose mark (mark_defined_here) stays.
+int64 reload(const MapDef& d, Snapshot catalog = nullptr, bool defining = false);
+// A refresh that found the map redefined meanwhile: retried one interval later.
+void record_attempt(uint32 db, const char* name) noexcept;
 // Records a failed refresh (the worker's) in shared memory.
 void record_error(uint32 db, const char* name, const char* message) noexcept;
 // Drops shared-memory maps of this database that `keep` does not name,

@@ -133,7 +133,8 @@ void refresh_one(const CatalogMap& m) {
   int64 volatile entries = 0;
   PG_TRY();
   {
-    entries = DatumGetInt64(pg::boundary([&]() -> Datum { return Int64GetDatum(maps::reload(m.def)); }));
+    entries = DatumGetInt64(
+        pg::boundary([&]() -> Datum { return Int64GetDatum(maps::reload(m.def, GetActiveSnapshot())); }));
     ReleaseCurrentSubTransaction();
   }
   PG_CATCH();
@@ -148,6 +149,10 @@ void refresh_one(const CatalogMap& m) {
   CurrentResourceOwner = owner;
 
   const char* error = edata ? edata->message : nullptr;
+  if (!error && entries < 0) {  // redefined since the catalog was read: its rows stay
+    maps::record_attempt(MyDatabaseId, m.def.name);
+    return;
+  }
   if (error) {
     ereport(WARNING, (errmsg("agentcache: refreshing map \"%s\" failed: %s", m.def.name, error),
                       errdetail("The previous version keeps serving.")));
