@@ -212,9 +212,11 @@ CREATE TABLE agentcache.dedup (
     updated_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
     expires_at   timestamptz,
     claim_window interval
-);
+) WITH (fillfactor = 80);
 CREATE INDEX dedup_fingerprint ON agentcache.dedup (fingerprint) WHERE fingerprint IS NOT NULL;
-CREATE INDEX dedup_expires_at ON agentcache.dedup (expires_at) WHERE expires_at IS NOT NULL;
+-- No index on expires_at (as for agentcache.entries): completing a claim sets it,
+-- and the index would make that a non-HOT update; the worker's sweep walks the
+-- table in block ranges instead.
 
 CREATE FUNCTION agentcache.dedup_begin(message_id text, conversation_id text DEFAULT NULL, body text DEFAULT NULL, within interval DEFAULT NULL)
 RETURNS text

@@ -407,13 +407,16 @@ void finish(std::string_view message_id, bool ok, const text* error) {
 
 void complete(std::string_view message_id) { finish(message_id, true, nullptr); }
 
+// agentcache.dedup keeps no index on expires_at (dedup_complete sets it: a
+// HOT update that way); the sweep walks the table in block ranges.
+BlockNumber g_sweep_next_block = 0;
+
 int64 sweep() {
-  int64 n = worker::delete_in_batches(
+  int64 n = worker::delete_by_walk(
       "dedup",
-      "DELETE FROM agentcache.dedup WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-      " SELECT ctid FROM agentcache.dedup WHERE expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()"
-      " LIMIT $2))",
-      0, nullptr);
+      "DELETE FROM agentcache.dedup WHERE ctid OPERATOR(pg_catalog.>=) $1 AND ctid OPERATOR(pg_catalog.<) $2"
+      " AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()",
+      0, &g_sweep_next_block, nullptr);
   if (shmem::dedup_counters() != nullptr && n > 0)
     pg_atomic_fetch_add_u64(&shmem::dedup_counters()->expirations, static_cast<uint64>(n));
   return n;

@@ -614,13 +614,8 @@ void require_writable(const char* what) { PreventCommandIfReadOnly(what); }
 namespace {
 int g_sweeps_since_recount = 1000;
 
-// The walk over agentcache.entries (which has no index on expires_at, see the
-// install script): each transaction deletes the expired rows of one block range
-// through a Tid Range Scan, and one sweep walks at most kSweepBlocksPerCycle
-// blocks, resuming where the previous one stopped. A row is deleted at most
-// (table blocks / kSweepBlocksPerCycle) sweeps after its stale_retention ends.
-constexpr BlockNumber kSweepChunkBlocks = 256;       // 2 MB per transaction
-constexpr BlockNumber kSweepBlocksPerCycle = 16384;  // 128 MB per sweep
+// The walk over agentcache.entries (no index on expires_at: see the install
+// script) resumes where the previous sweep stopped.
 BlockNumber g_sweep_next_block = 0;
 
 void count_expired(SPITupleTable* rows, uint64 n) {
@@ -631,66 +626,18 @@ void count_expired(SPITupleTable* rows, uint64 n) {
     add(text_view(ns), &shmem::TtlCounters::entries, -1);
   }
 }
-
-// One transaction: deletes the rows of blocks [from, from + chunk) expired more
-// than stale_retention ago. Returns false when the extension is not installed
-// here; `nblocks` is the table's size at that moment.
-bool sweep_chunk(BlockNumber from, BlockNumber* nblocks, int64* deleted) {
-  SetCurrentStatementStartTimestamp();
-  StartTransactionCommand();
-  PushActiveSnapshot(GetTransactionSnapshot());
-  Oid nsp = get_namespace_oid("agentcache", true);
-  Oid relid = nsp == InvalidOid ? InvalidOid : get_relname_relid("entries", nsp);
-  if (relid == InvalidOid) {
-    PopActiveSnapshot();
-    CommitTransactionCommand();
-    return false;
-  }
-  Relation rel = table_open(relid, AccessShareLock);
-  *nblocks = RelationGetNumberOfBlocks(rel);
-  table_close(rel, NoLock);
-  *deleted = 0;
-  if (from < *nblocks) {
-    spi_connect();
-    ItemPointerData lo, hi;
-    ItemPointerSet(&lo, from, 0);
-    ItemPointerSet(&hi, from + kSweepChunkBlocks, 0);
-    Oid types[3] = {TIDOID, TIDOID, INT8OID};
-    Datum values[3] = {PointerGetDatum(&lo), PointerGetDatum(&hi), Int64GetDatum(guc::stale_retention_s)};
-    static SPIPlanPtr plan = nullptr;
-    int rc = pg::spi_exec_latest(
-        &plan,
-        "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.>=) $1 AND ctid OPERATOR(pg_catalog.<) $2"
-        " AND expires_at OPERATOR(pg_catalog.<)"
-        " (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $3::pg_catalog.float8))"
-        " RETURNING namespace",
-        3, types, values, nullptr, false, 0);
-    if (rc != SPI_OK_DELETE_RETURNING) elog(ERROR, "agentcache: sweeping agentcache.entries failed");
-    *deleted = static_cast<int64>(SPI_processed);
-    count_expired(SPI_tuptable, SPI_processed);
-    SPI_finish();
-  }
-  PopActiveSnapshot();
-  CommitTransactionCommand();
-  return true;
-}
 }  // namespace
 
 int64 sweep() {
   if (guc::stale_retention_s < 0) return 0;
   // 1. expired rows past stale_retention: a bounded walk in block ranges
-  int64 total = 0;
-  for (BlockNumber walked = 0; walked < kSweepBlocksPerCycle; walked += kSweepChunkBlocks) {
-    BlockNumber nblocks = 0;
-    int64 n = 0;
-    if (!sweep_chunk(g_sweep_next_block, &nblocks, &n)) return total;
-    total += n;
-    g_sweep_next_block += kSweepChunkBlocks;
-    if (g_sweep_next_block >= nblocks) {  // the end: the next sweep starts over
-      g_sweep_next_block = 0;
-      break;
-    }
-  }
+  int64 total = worker::delete_by_walk(
+      "entries",
+      "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.>=) $1 AND ctid OPERATOR(pg_catalog.<) $2"
+      " AND expires_at OPERATOR(pg_catalog.<)"
+      " (pg_catalog.clock_timestamp() OPERATOR(pg_catalog.-) pg_catalog.make_interval(secs => $3::pg_catalog.float8))"
+      " RETURNING namespace",
+      guc::stale_retention_s, &g_sweep_next_block, count_expired);
   // 2. max_entries overshoot of concurrent writers; 3. re-count estimates now and then
   const bool recount = ++g_sweeps_since_recount >= 6;
   SetCurrentStatementStartTimestamp();

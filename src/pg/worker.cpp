@@ -281,6 +281,48 @@ int64 delete_in_batches(const char* table, const char* sql, int64 arg, void (*on
   return total;
 }
 
+int64 delete_by_walk(const char* table, const char* sql, int64 arg, BlockNumber* cursor,
+                     void (*on_rows)(SPITupleTable*, uint64)) {
+  int64 total = 0;
+  for (BlockNumber walked = 0; walked < kWalkBlocksPerSweep; walked += kWalkChunkBlocks) {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    Oid nsp = get_namespace_oid("agentcache", true);
+    Oid relid = nsp == InvalidOid ? InvalidOid : get_relname_relid(table, nsp);
+    if (relid == InvalidOid) {
+      PopActiveSnapshot();
+      CommitTransactionCommand();
+      return total;
+    }
+    Relation rel = table_open(relid, AccessShareLock);
+    const BlockNumber nblocks = RelationGetNumberOfBlocks(rel);
+    table_close(rel, NoLock);
+    const BlockNumber from = *cursor;
+    if (from < nblocks) {
+      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
+      ItemPointerData lo, hi;
+      ItemPointerSet(&lo, from, 0);
+      ItemPointerSet(&hi, from + kWalkChunkBlocks, 0);
+      Oid types[3] = {TIDOID, TIDOID, INT8OID};
+      Datum values[3] = {PointerGetDatum(&lo), PointerGetDatum(&hi), Int64GetDatum(arg)};
+      int rc = SPI_execute_with_args(sql, 3, types, values, nullptr, false, 0);
+      if (rc != SPI_OK_DELETE && rc != SPI_OK_DELETE_RETURNING) elog(ERROR, "agentcache: sweeping %s failed", table);
+      total += static_cast<int64>(SPI_processed);
+      if (on_rows != nullptr && rc == SPI_OK_DELETE_RETURNING) on_rows(SPI_tuptable, SPI_processed);
+      SPI_finish();
+    }
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    *cursor = from + kWalkChunkBlocks;
+    if (*cursor >= nblocks) {  // the end: the next sweep starts over
+      *cursor = 0;
+      break;
+    }
+  }
+  return total;
+}
+
 void register_sweep(const char* name, SweepFn fn) {
   if (g_nsweeps < kMaxSweeps) g_sweeps[g_nsweeps++] = Sweep{name, fn};
 }

@@ -26,4 +26,16 @@ constexpr int64 kSweepBatch = 1000;
 constexpr int kSweepBatches = 20;
 int64 delete_in_batches(const char* table, const char* sql, int64 arg, void (*on_rows)(SPITupleTable*, uint64));
 
+// For sweeps of tables that keep no index on their expiry column (so that
+// updates of it stay HOT): walks agentcache.<table> in block ranges, one
+// transaction per range of kWalkChunkBlocks, at most kWalkBlocksPerSweep per
+// call, resuming at *cursor (back to 0 once the end is reached). `sql` is a
+// DELETE whose $1 and $2 are the range's first and end tid (a Tid Range Scan)
+// and whose $3 is `arg`. on_rows as for delete_in_batches. Returns rows
+// deleted; 0 when the table does not exist in this database.
+constexpr BlockNumber kWalkChunkBlocks = 256;     // 2 MB per transaction
+constexpr BlockNumber kWalkBlocksPerSweep = 4096;  // 32 MB per sweep
+int64 delete_by_walk(const char* table, const char* sql, int64 arg, BlockNumber* cursor,
+                     void (*on_rows)(SPITupleTable*, uint64));
+
 }  // namespace agentcache::worker
