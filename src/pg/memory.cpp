@@ -88,13 +88,7 @@ void resolve_turns() {
 }
 
 void require_turns_select() {
-  if (g_turns_relid == InvalidOid) {
-    Oid nsp = get_namespace_oid("agentcache", false);
-    Oid rel = get_relname_relid("turns", nsp);
-    if (rel == InvalidOid)
-      throw sql_error(ERRCODE_UNDEFINED_TABLE, "relation agentcache.turns does not exist");
-    g_turns_relid = rel;
-  }
+  resolve_turns();
   AclResult r = pg_class_aclcheck(g_turns_relid, GetUserId(), ACL_SELECT);
   if (r != ACLCHECK_OK) aclcheck_error(r, OBJECT_TABLE, "turns");
 }

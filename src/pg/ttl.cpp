@@ -458,7 +458,7 @@ bool direct_ok(Relation rel) {
 // other put or fetch writes this key meanwhile; deleters (invalidate_tag,
 // clear, sweeps) are waited for and the write is retried.
 bool upsert_direct(std::string_view ns, std::string_view key, Jsonb* value, Datum tags, bool tags_null, bool expires,
-                   TimestampTz expires_at, bool* inserted) {
+                   TimestampTz expires_at, bool from_put, bool* inserted) {
   resolve_relations();
   // what the SQL upsert needs (ON CONFLICT reads the key columns), on the
   // table itself; column privileges are judged by the SQL path
@@ -497,7 +497,11 @@ bool upsert_direct(std::string_view ns, std::string_view key, Jsonb* value, Datu
                                                                     : dirty.xmax;
     index_endscan(scan);
     if (TransactionIdIsValid(writer)) {  // being deleted (or written) by another transaction
+      // put waits without its key lock: that transaction may put the key again
+      // (a fetch leader keeps it: its waiters must go on waiting for it)
+      if (from_put) unlock_key(ns, key);
       XactLockTableWait(writer, rel, &old->tts_tid, XLTW_Update);
+      if (from_put) lock_key(ns, key);
       continue;
     }
     pg::rows::store_values(row, values, nulls);
@@ -532,8 +536,10 @@ bool upsert_direct(std::string_view ns, std::string_view key, Jsonb* value, Datu
 }
 
 // Upserts an entry (caller's privileges) and enforces max_entries. Connects
-// to SPI only when it needs it.
-void store(std::string_view ns, std::string_view key, Jsonb* value, const Interval* ttl, Datum tags, bool tags_null) {
+// to SPI only when it needs it. from_put: the caller is put(), which may give
+// its key lock back while it waits for another writer of the row.
+void store(std::string_view ns, std::string_view key, Jsonb* value, const Interval* ttl, Datum tags, bool tags_null,
+           bool from_put) {
   bool spi = false;
   NsSettings st{};
   if (!cached_settings(ns, &st)) {
@@ -551,7 +557,7 @@ void store(std::string_view ns, std::string_view key, Jsonb* value, const Interv
     expires_at = GetCurrentTimestamp() + st.ttl_us;
   }
   bool inserted = false;
-  if (!upsert_direct(ns, key, value, tags, tags_null, expires, expires_at, &inserted)) {
+  if (!upsert_direct(ns, key, value, tags, tags_null, expires, expires_at, from_put, &inserted)) {
   if (!spi) {
     spi_connect();
     spi = true;
@@ -727,7 +733,7 @@ AGENTCACHE_FUNCTION(agentcache_put) {
     // the row (wait_for_writer), and a transaction may put any number of keys
     // without filling the lock table.
     lock_key(ns, key);
-    store(ns, key, value, ttl, PG_ARGISNULL(4) ? Datum(0) : PG_GETARG_DATUM(4), PG_ARGISNULL(4));
+    store(ns, key, value, ttl, PG_ARGISNULL(4) ? Datum(0) : PG_GETARG_DATUM(4), PG_ARGISNULL(4), true);
     unlock_key(ns, key);
     PG_RETURN_VOID();
   });
@@ -918,7 +924,7 @@ AGENTCACHE_FUNCTION(agentcache_fetch) {
     if (value == nullptr) PG_RETURN_NULL();  // zero rows: NULL, not cached
     if (!standby && !XactReadOnly) {
       spi_connect();
-      store(ns, key, value, ttl, Datum(0), true);
+      store(ns, key, value, ttl, Datum(0), true, false);
       SPI_finish();
     }
     PG_RETURN_JSONB_P(value);
