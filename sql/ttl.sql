@@ -319,6 +319,9 @@ SELECT agentcache.fetch('ttl-exp', 'se-none', $$SELECT ttl_fail('se-none')$$, NU
 -- stale_if_error with a working query: an ordinary miss, stored
 SELECT agentcache.fetch('ttl-exp', 'se-short', $$SELECT 'new'::text$$, NULL, '1 hour') AS fresh_value,
        agentcache.get('ttl-exp', 'se-short') AS stored;
+-- ... and one returning no row: NULL, nothing stored
+SELECT agentcache.fetch('ttl-exp', 'se-zero', $$SELECT 1 WHERE false$$, NULL, '1 hour') IS NULL AS zero_rows_null,
+       NOT EXISTS (SELECT FROM agentcache.entries WHERE namespace = 'ttl-exp' AND key = 'se-zero') AS not_stored;
 
 -- the query runs with the caller's search_path
 CREATE SCHEMA regress_ttl_a;

@@ -12,6 +12,8 @@
 //    only trivially destructible locals: a longjmp skips its frame.
 //  * sql_error: what glue code throws instead of calling ereport while C++
 //    objects are alive.
+//  * in_subtransaction(f): f through boundary() in an internal
+//    subtransaction; its ERROR comes back as data instead of propagating.
 //  * LWLockGuard: an LWLock held by RAII; code under it must not call anything
 //    that can ereport.
 #pragma once
@@ -98,6 +100,39 @@ void pg_try(F&& f) {
   PG_END_TRY();
   if (edata != nullptr) throw pg_error(edata);
   if (cxx_failed) std::rethrow_exception(cxx_exc);
+}
+
+// Runs f() (through boundary()) in an internal subtransaction. Returns nullptr
+// when f completed (the subtransaction is released), else the ERROR it raised,
+// copied into the caller's memory context (the subtransaction is rolled
+// back). Whatever f must hand back it stores through its captures, allocated
+// in a context that outlives the subtransaction.
+template <class F>
+ErrorData* in_subtransaction(F&& f) {
+  MemoryContext cxt = CurrentMemoryContext;
+  ResourceOwner owner = CurrentResourceOwner;
+  ErrorData* volatile edata = nullptr;
+  BeginInternalSubTransaction(nullptr);
+  MemoryContextSwitchTo(cxt);
+  PG_TRY();
+  {
+    (void)boundary([&]() -> Datum {
+      f();
+      return Datum(0);
+    });
+    ReleaseCurrentSubTransaction();
+  }
+  PG_CATCH();
+  {
+    MemoryContextSwitchTo(cxt);
+    edata = CopyErrorData();
+    FlushErrorState();
+    RollbackAndReleaseCurrentSubTransaction();
+  }
+  PG_END_TRY();
+  MemoryContextSwitchTo(cxt);
+  CurrentResourceOwner = owner;
+  return edata;
 }
 
 class LWLockGuard {

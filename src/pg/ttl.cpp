@@ -878,36 +878,14 @@ AGENTCACHE_FUNCTION(agentcache_fetch) {
       // stale_if_error: run the query in a subtransaction so its failure can
       // be answered with a recently expired value
       MemoryContext cxt = CurrentMemoryContext;
-      ResourceOwner owner = CurrentResourceOwner;
-      ErrorData* volatile edata = nullptr;
-      Jsonb* volatile result = nullptr;
-      BeginInternalSubTransaction(nullptr);
-      MemoryContextSwitchTo(cxt);
-      PG_TRY();
-      {
-        result = DatumGetJsonbP(pg::boundary([&]() -> Datum {
-          spi_connect();
-          Jsonb* v = run_fetch_query(query);
-          Jsonb* copy = nullptr;
-          if (v) {
-            copy = static_cast<Jsonb*>(MemoryContextAlloc(cxt, VARSIZE(v)));
-            std::memcpy(copy, v, VARSIZE(v));
-          }
-          SPI_finish();
-          return PointerGetDatum(copy);
-        }));
-        ReleaseCurrentSubTransaction();
-      }
-      PG_CATCH();
-      {
-        MemoryContextSwitchTo(cxt);
-        edata = CopyErrorData();
-        FlushErrorState();
-        RollbackAndReleaseCurrentSubTransaction();
-      }
-      PG_END_TRY();
-      MemoryContextSwitchTo(cxt);
-      CurrentResourceOwner = owner;
+      ErrorData* edata = pg::in_subtransaction([&] {
+        spi_connect();
+        if (Jsonb* v = run_fetch_query(query)) {
+          value = static_cast<Jsonb*>(MemoryContextAlloc(cxt, VARSIZE(v)));
+          std::memcpy(value, v, VARSIZE(v));
+        }
+        SPI_finish();
+      });
       if (edata != nullptr) {
         ReadResult old = standby ? ReadResult{} : read_entry(ns, key, stale_us, nullptr);
         if (old.found == Found::Miss || old.value == nullptr) throw pg::pg_error(edata);
@@ -919,7 +897,6 @@ AGENTCACHE_FUNCTION(agentcache_fetch) {
                           errdetail("The query failed: %s", edata->message)));
         PG_RETURN_JSONB_P(old.value);  // not stored again
       }
-      value = result;
     }
     if (value == nullptr) PG_RETURN_NULL();  // zero rows: NULL, not cached
     if (!standby && !XactReadOnly) {

@@ -125,28 +125,8 @@ bool requested(const Requests& r, const char* name) {
 }
 
 void refresh_one(const CatalogMap& m) {
-  MemoryContext cxt = CurrentMemoryContext;
-  ResourceOwner owner = CurrentResourceOwner;
-  BeginInternalSubTransaction(nullptr);
-  MemoryContextSwitchTo(cxt);
-  ErrorData* volatile edata = nullptr;
-  int64 volatile entries = 0;
-  PG_TRY();
-  {
-    entries = DatumGetInt64(
-        pg::boundary([&]() -> Datum { return Int64GetDatum(maps::reload(m.def, GetActiveSnapshot())); }));
-    ReleaseCurrentSubTransaction();
-  }
-  PG_CATCH();
-  {
-    MemoryContextSwitchTo(cxt);
-    edata = CopyErrorData();
-    FlushErrorState();
-    RollbackAndReleaseCurrentSubTransaction();
-  }
-  PG_END_TRY();
-  MemoryContextSwitchTo(cxt);
-  CurrentResourceOwner = owner;
+  int64 entries = 0;
+  ErrorData* edata = pg::in_subtransaction([&] { entries = maps::reload(m.def, GetActiveSnapshot()); });
 
   const char* error = edata ? edata->message : nullptr;
   if (!error && entries < 0) {  // redefined since the catalog was read: its rows stay
