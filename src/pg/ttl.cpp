@@ -249,6 +249,25 @@ struct ReadResult {
   Jsonb* value = nullptr;
 };
 
+// The primary-key lookup of (ns, key) under `snap`, into `slot` (which keeps
+// the row, pinned, after the scan ends). True when a row was found.
+bool lookup_key(Relation rel, Relation pk, Snapshot snap, Datum ns, Datum key, TupleTableSlot* slot) {
+  ScanKeyData sk[2];
+  ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, ns);
+  ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_TEXTEQ, key);
+  IndexScanDesc scan = index_beginscan(rel, pk, snap, 2, 0);
+  index_rescan(scan, sk, 2, nullptr, 0);
+  const bool found = index_getnext_slot(scan, ForwardScanDirection, slot);
+  index_endscan(scan);
+  return found;
+}
+
+// After a lookup under a dirty snapshot found a row: the transaction
+// inserting or deleting it, if one is still in progress.
+TransactionId writer_of(const SnapshotData& dirty) {
+  return TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
+}
+
 // Looks the key up through the primary key with `snap` (nullptr: the
 // transaction's ordinary snapshot, seeing its own earlier changes). Fresh:
 // not expired; Stale: expired at most `max_stale_us` ago (when >= 0).
@@ -267,13 +286,8 @@ ReadResult read_entry(std::string_view ns, std::string_view key, int64 max_stale
   }
   Relation rel = table_open(g_entries, AccessShareLock);
   Relation idx = index_open(g_entries_pkey, AccessShareLock);
-  ScanKeyData sk[2];
-  ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, text_datum(ns));
-  ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(key));
-  IndexScanDesc scan = index_beginscan(rel, idx, snap, 2, 0);
-  index_rescan(scan, sk, 2, nullptr, 0);
   TupleTableSlot* slot = table_slot_create(rel, nullptr);
-  if (index_getnext_slot(scan, ForwardScanDirection, slot)) {
+  if (lookup_key(rel, idx, snap, text_datum(ns), text_datum(key), slot)) {
     bool vnull = false, enull = false;
     Datum v = slot_getattr(slot, 3, &vnull);
     Datum e = slot_getattr(slot, 5, &enull);
@@ -287,7 +301,6 @@ ReadResult read_entry(std::string_view ns, std::string_view key, int64 max_stale
       out.value = reinterpret_cast<Jsonb*>(PG_DETOAST_DATUM_COPY(v));
   }
   ExecDropSingleTupleTableSlot(slot);
-  index_endscan(scan);
   index_close(idx, AccessShareLock);
   table_close(rel, AccessShareLock);
   if (pushed) PopActiveSnapshot();
@@ -301,21 +314,12 @@ TransactionId key_writer(std::string_view ns, std::string_view key) {
   resolve_relations();
   SnapshotData dirty;
   InitDirtySnapshot(dirty);
-  TransactionId writer = InvalidTransactionId;
   Relation rel = table_open(g_entries, AccessShareLock);
   Relation idx = index_open(g_entries_pkey, AccessShareLock);
-  ScanKeyData sk[2];
-  ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, text_datum(ns));
-  ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_TEXTEQ, text_datum(key));
-  IndexScanDesc scan = index_beginscan(rel, idx, &dirty, 2, 0);
-  index_rescan(scan, sk, 2, nullptr, 0);
   TupleTableSlot* slot = table_slot_create(rel, nullptr);
-  while (index_getnext_slot(scan, ForwardScanDirection, slot)) {
-    writer = TransactionIdIsValid(dirty.xmin) ? dirty.xmin : dirty.xmax;
-    if (TransactionIdIsValid(writer)) break;
-  }
+  const TransactionId writer =
+      lookup_key(rel, idx, &dirty, text_datum(ns), text_datum(key), slot) ? writer_of(dirty) : InvalidTransactionId;
   ExecDropSingleTupleTableSlot(slot);
-  index_endscan(scan);
   index_close(idx, AccessShareLock);
   table_close(rel, AccessShareLock);
   return writer;
@@ -486,16 +490,8 @@ bool upsert_direct(std::string_view ns, std::string_view key, Jsonb* value, Datu
     // the newest version, committed or not (a dirty snapshot)
     SnapshotData dirty;
     InitDirtySnapshot(dirty);
-    ScanKeyData sk[2];
-    ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, values[0]);
-    ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_TEXTEQ, values[1]);
-    IndexScanDesc scan = index_beginscan(rel, pk, &dirty, 2, 0);
-    index_rescan(scan, sk, 2, nullptr, 0);
-    const bool found = index_getnext_slot(scan, ForwardScanDirection, old);
-    const TransactionId writer = !found ? InvalidTransactionId
-                                 : TransactionIdIsValid(dirty.xmin) ? dirty.xmin
-                                                                    : dirty.xmax;
-    index_endscan(scan);
+    const bool found = lookup_key(rel, pk, &dirty, values[0], values[1], old);
+    const TransactionId writer = found ? writer_of(dirty) : InvalidTransactionId;
     if (TransactionIdIsValid(writer)) {  // being deleted (or written) by another transaction
       // put waits without its key lock: that transaction may put the key again
       // (a fetch leader keeps it: its waiters must go on waiting for it)
