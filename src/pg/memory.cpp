@@ -694,32 +694,35 @@ int64 add_turn(std::string_view key, core::Role role, text* content_t, Jsonb* me
   const TimestampTz at = GetCurrentTransactionStartTimestamp();
   const std::string_view role_name = core::role_name(role);
   int64 seq = 0;
-  g_in_add_turn = true;
-  struct ResetFlag {
+  struct ResetFlag {  // lives only around pg_try: nothing after it may longjmp past it
+    ResetFlag() { g_in_add_turn = true; }
     ~ResetFlag() { g_in_add_turn = false; }
-  } reset_flag;
-  pg::pg_try([&] {
-    if (insert_turn_direct(key, role_name, content_t, meta, at, &seq)) return;
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
-    Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
-    SPIPlanPtr plan = pg::kept_plan(
-        &g_insert_plan,
-        "INSERT INTO agentcache.turns (session_id, seq, role, content, meta, created_at)"
-        " SELECT $1, COALESCE(pg_catalog.max(t.seq), 0::pg_catalog.int8) OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
-        " $2, $3, $4, $5 FROM agentcache.turns t WHERE t.session_id OPERATOR(pg_catalog.=) $1"
-        " RETURNING seq",
-        5, types);
-    Datum values[5] = {PointerGetDatum(cstring_to_text_with_len(key.data(), static_cast<int>(key.size()))),
-                       PointerGetDatum(cstring_to_text_with_len(role_name.data(), static_cast<int>(role_name.size()))),
-                       PointerGetDatum(content_t), PointerGetDatum(meta), TimestampTzGetDatum(at)};
-    char nulls[5] = {' ', ' ', ' ', meta ? ' ' : 'n', ' '};
-    int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 1);
-    if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-      elog(ERROR, "agentcache: inserting into agentcache.turns failed: %s", SPI_result_code_string(rc));
-    bool isnull = false;
-    seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-    SPI_finish();
-  });
+  };
+  {
+    ResetFlag in_add_turn;
+    pg::pg_try([&] {
+      if (insert_turn_direct(key, role_name, content_t, meta, at, &seq)) return;
+      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "agentcache: SPI_connect failed");
+      Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
+      SPIPlanPtr plan = pg::kept_plan(
+          &g_insert_plan,
+          "INSERT INTO agentcache.turns (session_id, seq, role, content, meta, created_at)"
+          " SELECT $1, COALESCE(pg_catalog.max(t.seq), 0::pg_catalog.int8) OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
+          " $2, $3, $4, $5 FROM agentcache.turns t WHERE t.session_id OPERATOR(pg_catalog.=) $1"
+          " RETURNING seq",
+          5, types);
+      Datum values[5] = {PointerGetDatum(cstring_to_text_with_len(key.data(), static_cast<int>(key.size()))),
+                         PointerGetDatum(cstring_to_text_with_len(role_name.data(), static_cast<int>(role_name.size()))),
+                         PointerGetDatum(content_t), PointerGetDatum(meta), TimestampTzGetDatum(at)};
+      char nulls[5] = {' ', ' ', ' ', meta ? ' ' : 'n', ' '};
+      int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 1);
+      if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+        elog(ERROR, "agentcache: inserting into agentcache.turns failed: %s", SPI_result_code_string(rc));
+      bool isnull = false;
+      seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+      SPI_finish();
+    });
+  }
 
   std::string_view content = text_view(content_t);
   PendingOp* op = push_op(OpKind::AddTurn, key, hash);

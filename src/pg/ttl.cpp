@@ -1083,9 +1083,11 @@ AGENTCACHE_FUNCTION(agentcache_invalidate_trigger) {
       }
       for (int r = 0; r < nrows; ++r) {
         HeapTuple row = rows[r];
+        // C++ strings are alive here: the calls that can raise go through pg_try
         std::optional<std::string> tag = tmpl->render([&](const std::string& col) -> std::optional<std::string> {
-          int attno = SPI_fnumber(desc, col.c_str());
-          char* s = SPI_getvalue(row, desc, attno);  // the type's text output; NULL -> nullptr
+          const int attno = SPI_fnumber(desc, col.c_str());
+          char* s = nullptr;
+          pg::pg_try([&] { s = SPI_getvalue(row, desc, attno); });  // the type's text output; NULL -> nullptr
           if (s == nullptr) return std::nullopt;
           std::string v(s);
           pfree(s);
@@ -1094,7 +1096,7 @@ AGENTCACHE_FUNCTION(agentcache_invalidate_trigger) {
         if (!tag) continue;
         bool dup = false;
         for (int i = 0; i < ntags && !dup; ++i) dup = text_view(DatumGetTextPP(tags[i])) == *tag;
-        if (!dup) tags[ntags++] = text_datum(*tag);
+        if (!dup) pg::pg_try([&] { tags[ntags++] = text_datum(*tag); });
       }
     }
     if (ntags > 0) {
