@@ -74,14 +74,24 @@ PendingClaim* find_claim(ClaimOp op, const LOCKTAG& tag) {
   return nullptr;
 }
 
-void push_claim(ClaimOp op, const LOCKTAG& tag) {
-  if (op == ClaimOp::ReleaseAtCommit && find_claim(op, tag) != nullptr) return;  // queued once
+// A claim record, allocated (which can raise) before the session-level lock
+// it records is taken; linking it cannot fail, so no lock goes unrecorded.
+PendingClaim* new_claim(ClaimOp op, const LOCKTAG& tag) {
   auto* c = static_cast<PendingClaim*>(MemoryContextAllocZero(TopTransactionContext, sizeof(PendingClaim)));
   c->op = op;
   c->nest_level = GetCurrentTransactionNestLevel();
   c->tag = tag;
+  return c;
+}
+
+void link_claim(PendingClaim* c) noexcept {
   c->next = g_claims;
   g_claims = c;
+}
+
+void push_claim(ClaimOp op, const LOCKTAG& tag) {
+  if (op == ClaimOp::ReleaseAtCommit && find_claim(op, tag) != nullptr) return;  // queued once
+  link_claim(new_claim(op, tag));
 }
 
 void drop_claim(PendingClaim* victim) {
@@ -233,6 +243,7 @@ BeginResult begin(std::string_view message_id, const text* conversation, const t
   char* fp = (conversation != nullptr && body != nullptr) ? fingerprint(conversation, body) : nullptr;
   spi_connect();
   if (!already_held) {
+    PendingClaim* taken = new_claim(ClaimOp::TakenHere, tag);
     LockAcquireResult lr = LockAcquire(&tag, ExclusiveLock, true, true);
     if (lr == LOCKACQUIRE_NOT_AVAIL) {
       // another live backend holds it — or has just completed it and not yet
@@ -243,7 +254,7 @@ BeginResult begin(std::string_view message_id, const text* conversation, const t
       count(r.outcome == Outcome::Duplicate ? &shmem::DedupCounters::duplicate : &shmem::DedupCounters::in_progress);
       return r;
     }
-    push_claim(ClaimOp::TakenHere, tag);
+    link_claim(taken);
   }
   // We hold the claim. A completed message inside its window is a duplicate:
   // checked here when a fingerprint check follows (it must not see a claim of
@@ -279,13 +290,15 @@ BeginResult begin(std::string_view message_id, const text* conversation, const t
     LOCKTAG ft = fingerprint_tag(fp);
     if (SPI_processed > 0) {
       o = Outcome::Duplicate;  // creates no row and keeps no claim
-    } else if (LockHeldByMe(&ft, ExclusiveLock) ||
-               LockAcquire(&ft, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL) {
-      o = Outcome::InProgress;
     } else {
-      push_claim(ClaimOp::TakenHere, ft);
-      fp_taken = ft;
-      fp_taken_here = true;
+      PendingClaim* taken = new_claim(ClaimOp::TakenHere, ft);
+      if (LockHeldByMe(&ft, ExclusiveLock) || LockAcquire(&ft, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL) {
+        o = Outcome::InProgress;
+      } else {
+        link_claim(taken);
+        fp_taken = ft;
+        fp_taken_here = true;
+      }
     }
     if (o != Outcome::Acquired) {
       SPI_finish();
