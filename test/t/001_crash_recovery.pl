@@ -13,6 +13,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AgentcacheTest;
 
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init;
@@ -41,16 +42,8 @@ BEGIN
     COMMIT;
   END LOOP;
 END $$;
--- what get_context(sid, n) must return, built from the table
-CREATE FUNCTION expected_context(sid text, n int) RETURNS jsonb LANGUAGE sql AS $$
-  SELECT coalesce(jsonb_agg(jsonb_build_object('seq', seq, 'role', role, 'content', content,
-                                               'at', to_jsonb(created_at))
-                            || CASE WHEN meta IS NULL THEN '{}'::jsonb
-                                    ELSE jsonb_build_object('meta', meta) END
-                            ORDER BY seq), '[]')
-  FROM (SELECT * FROM agentcache.turns WHERE session_id = sid ORDER BY seq DESC LIMIT n) t
-$$;
 });
+sql(expected_context_sql());
 
 my $used_empty = sql(q{SELECT agentcache.health()->'session_memory'->>'used'});
 

@@ -8,6 +8,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use AgentcacheTest;
 
 my $node = PostgreSQL::Test::Cluster->new('main');
 $node->init;
@@ -29,17 +30,7 @@ sub mem
 	return { sessions => $sessions, used => $used, entries => $entries };
 }
 
-my $setup = q{
-CREATE EXTENSION agentcache;
-CREATE FUNCTION expected_context(sid text, n int) RETURNS jsonb LANGUAGE sql AS $$
-  SELECT coalesce(jsonb_agg(jsonb_build_object('seq', seq, 'role', role, 'content', content,
-                                               'at', to_jsonb(created_at))
-                            || CASE WHEN meta IS NULL THEN '{}'::jsonb
-                                    ELSE jsonb_build_object('meta', meta) END
-                            ORDER BY seq), '[]')
-  FROM (SELECT * FROM agentcache.turns WHERE session_id = sid ORDER BY seq DESC LIMIT n) t
-$$;
-};
+my $setup = q{CREATE EXTENSION agentcache;} . expected_context_sql();
 sql($setup);
 $node->safe_psql('postgres', 'CREATE DATABASE other');
 sql($setup, 'other');

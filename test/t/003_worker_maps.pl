@@ -32,18 +32,7 @@ sub worker_pid
 	return sql(q{SELECT coalesce(agentcache.health()->'worker'->>'pid', '')});
 }
 
-sql(q{
-CREATE EXTENSION agentcache;
-CREATE TABLE clinics (id int PRIMARY KEY, name text NOT NULL, tenant text NOT NULL);
-CREATE TABLE integrations (instance text PRIMARY KEY, clinic_id int NOT NULL REFERENCES clinics,
-                           channel text NOT NULL);
-INSERT INTO clinics SELECT i, 'clinic ' || i, 'tenant-' || (i % 10) FROM generate_series(1, 100) i;
-INSERT INTO integrations SELECT 'inst-' || i, i % 100 + 1, 'whatsapp' FROM generate_series(1, 1000) i;
-SELECT agentcache.define_map('instances',
-  $$SELECT i.instance, jsonb_build_object('clinic_id', c.id, 'clinic', c.name, 'tenant', c.tenant,
-                                          'channel', i.channel)
-    FROM integrations i JOIN clinics c ON c.id = i.clinic_id$$);
-});
+sql(q{CREATE EXTENSION agentcache;} . instances_sql());
 is(sql(q{SELECT agentcache.resolve_instance('inst-1')::text}),
 	'{"clinic": "clinic 2", "tenant": "tenant-2", "channel": "whatsapp", "clinic_id": 2}',
 	'define_map loads the map before returning');

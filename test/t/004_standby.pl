@@ -24,17 +24,7 @@ $primary->start;
 
 sub p { return $primary->safe_psql('postgres', $_[0]); }
 
-p(q{
-CREATE EXTENSION agentcache;
-CREATE TABLE clinics (id int PRIMARY KEY, name text NOT NULL, tenant text NOT NULL);
-CREATE TABLE integrations (instance text PRIMARY KEY, clinic_id int NOT NULL REFERENCES clinics,
-                           channel text NOT NULL);
-INSERT INTO clinics SELECT i, 'clinic ' || i, 'tenant-' || (i % 10) FROM generate_series(1, 100) i;
-INSERT INTO integrations SELECT 'inst-' || i, i % 100 + 1, 'whatsapp' FROM generate_series(1, 1000) i;
-SELECT agentcache.define_map('instances',
-  $$SELECT i.instance, jsonb_build_object('clinic_id', c.id, 'clinic', c.name, 'tenant', c.tenant,
-                                          'channel', i.channel)
-    FROM integrations i JOIN clinics c ON c.id = i.clinic_id$$, '1 second');
+p(q{CREATE EXTENSION agentcache;} . instances_sql('1 second') . q{
 CREATE TRIGGER integrations_refresh AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON integrations
   FOR EACH STATEMENT EXECUTE FUNCTION agentcache.refresh_trigger('instances');
 SELECT agentcache.add_turn('s1', 'user', 'hello from the primary');
