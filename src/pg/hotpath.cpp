@@ -31,11 +31,7 @@ AGENTCACHE_FUNCTION(agentcache_inbound) {
     dedup::check_message_id(message_id);
     memory::check_session_id(session);
     memory::check_content(body);
-    int want = guc::context_turns;
-    if (!PG_ARGISNULL(4)) {
-      want = PG_GETARG_INT32(4);
-      if (want <= 0) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "max_turns must be greater than zero");
-    }
+    const int want = memory::max_turns_arg(fcinfo, 4);
     PreventCommandIfReadOnly("inbound()");
 
     Jsonb* route = maps::route(instance);

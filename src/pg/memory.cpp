@@ -55,13 +55,6 @@ std::string_view session_arg(FunctionCallInfo fcinfo, int i) {
   return s;
 }
 
-int max_turns_arg(FunctionCallInfo fcinfo, int i) {
-  if (PG_ARGISNULL(i)) return guc::context_turns;
-  int32 n = PG_GETARG_INT32(i);
-  if (n <= 0) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "max_turns must be greater than zero");
-  return n;
-}
-
 // The cached copy of agentcache.turns is served without reading the table,
 // so it checks what the table read would: SELECT on agentcache.turns.
 Oid g_turns_relid = InvalidOid;
@@ -672,6 +665,13 @@ void check_content(text* content) {
                 guc::max_turn_bytes);
     throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "turn content is too long", detail);
   }
+}
+
+int max_turns_arg(FunctionCallInfo fcinfo, int i) {
+  if (PG_ARGISNULL(i)) return guc::context_turns;
+  int32 n = PG_GETARG_INT32(i);
+  if (n <= 0) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "max_turns must be greater than zero");
+  return n;
 }
 
 void check_session_id(std::string_view key) {

@@ -17,6 +17,8 @@ void reset_db() noexcept;
 // read-only state; these raise 54000 for too long values.
 void check_session_id(std::string_view key);
 void check_content(text* content);
+// A max_turns argument: the GUC when NULL, 22023 when not positive.
+int max_turns_arg(FunctionCallInfo fcinfo, int i);
 // Inserts a turn in the caller's transaction (cached at commit); returns seq.
 int64 add_turn(std::string_view key, core::Role role, text* content, Jsonb* meta);
 // get_context(): the newest `want` turns trimmed to max_chars (-1: no limit).
