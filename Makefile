@@ -6,10 +6,10 @@ MODULE_big  = agentcache
 EXTVERSION  = 0.1.0
 DATA        = sql/agentcache--$(EXTVERSION).sql
 
-CORE_OBJS   = src/core/arena.o src/core/session_cache.o src/core/jsonb_writer.o src/core/map_store.o \
-              src/core/tag_template.o
-GLUE_OBJS   = src/pg/module.o src/pg/boundary.o src/pg/shmem.o src/pg/memory.o src/pg/maps.o \
-              src/pg/worker.o src/pg/ttl.o src/pg/dedup.o src/pg/hotpath.o src/pg/stats.o src/pg/rows.o
+# Every .cpp is compiled: the pure core (src/core) and the glue (src/pg: the
+# common layer, one folder per tier, the worker, and the files above them).
+CORE_OBJS   = $(patsubst %.cpp,%.o,$(sort $(wildcard src/core/*.cpp)))
+GLUE_OBJS   = $(patsubst %.cpp,%.o,$(sort $(wildcard src/pg/*.cpp src/pg/*/*.cpp)))
 OBJS        = $(CORE_OBJS) $(GLUE_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src

@@ -1,0 +1,40 @@
+// Interval arithmetic that saturates instead of overflowing: the one helper
+// every tier uses for TTLs, windows, refresh intervals and GUC-derived times.
+#pragma once
+#include "pg/common/boundary.hpp"
+#include "pg/common/format.hpp"
+
+namespace agentcache::pg {
+
+// An interval's length in microseconds (a month is 30 days, a day 24 hours),
+// saturating at the int64 range for absurdly long intervals.
+inline int64 interval_usecs(const Interval* iv) {
+  const __int128 v = (static_cast<__int128>(iv->month) * DAYS_PER_MONTH + iv->day) * USECS_PER_DAY + iv->time;
+  if (v > PG_INT64_MAX) return PG_INT64_MAX;
+  if (v < PG_INT64_MIN) return PG_INT64_MIN;
+  return static_cast<int64>(v);
+}
+
+// A palloc'd interval of `usecs` microseconds (time part only).
+inline Interval* make_interval_usecs(int64 usecs) {
+  auto* iv = static_cast<Interval*>(palloc0(sizeof(Interval)));
+  iv->time = usecs;
+  return iv;
+}
+
+// 22023 unless the interval argument `what` is longer than zero.
+inline int64 positive_interval_usecs(const Interval* iv, const char* what) {
+  const int64 us = interval_usecs(iv);
+  if (us <= 0)
+    throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, textf(FMT_STRING("{} must be a positive interval"), what).c_str());
+  return us;
+}
+
+// 22023 if the interval argument `what` is negative.
+inline int64 nonnegative_interval_usecs(const Interval* iv, const char* what) {
+  const int64 us = interval_usecs(iv);
+  if (us < 0) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, textf(FMT_STRING("{} must not be negative"), what).c_str());
+  return us;
+}
+
+}  // namespace agentcache::pg

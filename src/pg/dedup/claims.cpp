@@ -1,0 +1,142 @@
+// Claims as this backend holds them (see claims.hpp and the protocol in
+// tier.cpp).
+#include "pg/dedup/claims.hpp"
+
+#include "pg/common/args.hpp"
+#include "pg/common/locks.hpp"
+#include "agentcache/core/text.hpp"
+
+#include <boost/container/small_vector.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace agentcache::dedup::claims {
+
+namespace {
+
+// Claim changes that wait for the end of the (sub)transaction.
+enum class Op : uint8 { TakenHere, ReleaseAtCommit };
+struct Pending {
+  Op op;
+  int nest_level;
+  LOCKTAG tag;
+};
+boost::container::small_vector<Pending, 8> g_pending;
+
+bool same_tag(const LOCKTAG& a, const LOCKTAG& b) { return std::memcmp(&a, &b, sizeof(LOCKTAG)) == 0; }
+
+Pending* find(Op op, const LOCKTAG& tag) {
+  for (Pending& p : g_pending)
+    if (p.op == op && same_tag(p.tag, tag)) return &p;
+  return nullptr;
+}
+
+void forget(Op op, const LOCKTAG& tag) {
+  g_pending.erase(std::remove_if(g_pending.begin(), g_pending.end(),
+                                 [&](const Pending& p) { return p.op == op && same_tag(p.tag, tag); }),
+                  g_pending.end());
+}
+
+void release(const LOCKTAG& tag) noexcept { (void)LockRelease(&tag, ExclusiveLock, true); }
+
+void xact_callback(XactEvent event, void*) {
+  if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
+    for (const Pending& p : g_pending)
+      if (p.op == Op::ReleaseAtCommit) release(p.tag);
+    g_pending.clear();
+  } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
+    for (const Pending& p : g_pending)
+      if (p.op == Op::TakenHere) release(p.tag);  // nothing of the claim remains
+    g_pending.clear();
+  } else if (event == XACT_EVENT_PREPARE) {
+    g_pending.clear();
+  }
+}
+
+void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
+  const int level = GetCurrentTransactionNestLevel();
+  if (event == SUBXACT_EVENT_ABORT_SUB) {
+    for (const Pending& p : g_pending)
+      if (p.nest_level >= level && p.op == Op::TakenHere) release(p.tag);
+    g_pending.erase(std::remove_if(g_pending.begin(), g_pending.end(),
+                                   [&](const Pending& p) { return p.nest_level >= level; }),
+                    g_pending.end());
+  } else if (event == SUBXACT_EVENT_COMMIT_SUB) {
+    for (Pending& p : g_pending)
+      if (p.nest_level >= level) p.nest_level = level - 1;
+  }
+}
+
+}  // namespace
+
+void register_callbacks() {
+  RegisterXactCallback(xact_callback, nullptr);
+  RegisterSubXactCallback(subxact_callback, nullptr);
+}
+
+LOCKTAG claim_tag(std::string_view message_id) {
+  return pg::advisory_tag(pg::LockSpace::Claim, core::hash_bytes(message_id, 0xDED0 ^ MyDatabaseId));
+}
+
+// A claim made with a fingerprint also holds the fingerprint (same lifetime),
+// so a second message with the same (conversation, body) sees it as
+// in_progress even before the first claim's row is committed.
+LOCKTAG fingerprint_tag(std::string_view fp) {
+  return pg::advisory_tag(pg::LockSpace::Fingerprint, core::hash_bytes(fp, 0xF1F0 ^ MyDatabaseId));
+}
+
+// Unambiguous: the conversation id's length comes first ('ab','c' != 'a','bc').
+// PostgreSQL's own crypto hash.
+char* fingerprint(const text* conversation, const text* body) {
+  const std::string_view c = pg::text_view(conversation);
+  const std::string_view b = pg::text_view(body);
+  uint8 len[8];
+  uint64 n = c.size();
+  for (int i = 7; i >= 0; --i, n >>= 8) len[i] = static_cast<uint8>(n & 0xFF);
+  pg_cryptohash_ctx* ctx = pg_cryptohash_create(PG_SHA256);
+  uint8 digest[PG_SHA256_DIGEST_LENGTH];
+  if (ctx == nullptr || pg_cryptohash_init(ctx) < 0 || pg_cryptohash_update(ctx, len, sizeof len) < 0 ||
+      pg_cryptohash_update(ctx, reinterpret_cast<const uint8*>(c.data()), c.size()) < 0 ||
+      pg_cryptohash_update(ctx, reinterpret_cast<const uint8*>(b.data()), b.size()) < 0 ||
+      pg_cryptohash_final(ctx, digest, sizeof digest) < 0) {
+    if (ctx) pg_cryptohash_free(ctx);
+    elog(ERROR, "agentcache: could not compute the SHA-256 fingerprint");
+  }
+  pg_cryptohash_free(ctx);
+  static const char hex[] = "0123456789abcdef";
+  char* out = static_cast<char*>(palloc(PG_SHA256_DIGEST_STRING_LENGTH));
+  for (int i = 0; i < PG_SHA256_DIGEST_LENGTH; ++i) {
+    out[2 * i] = hex[digest[i] >> 4];
+    out[2 * i + 1] = hex[digest[i] & 0xF];
+  }
+  out[2 * PG_SHA256_DIGEST_LENGTH] = '\0';
+  return out;
+}
+
+bool held(const LOCKTAG& tag) { return LockHeldByMe(&tag, ExclusiveLock); }
+
+bool release_pending(const LOCKTAG& tag) { return find(Op::ReleaseAtCommit, tag) != nullptr; }
+
+bool try_take(const LOCKTAG& tag) {
+  // Room for the record first (that can fail); recording it then cannot, so
+  // no lock is left that an abort would not release.
+  g_pending.reserve(g_pending.size() + 1);
+  if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL) return false;
+  g_pending.push_back(Pending{Op::TakenHere, GetCurrentTransactionNestLevel(), tag});
+  return true;
+}
+
+void give_back(const LOCKTAG& tag) {
+  forget(Op::TakenHere, tag);
+  release(tag);
+}
+
+void release_at_commit(const LOCKTAG& tag) {
+  if (find(Op::ReleaseAtCommit, tag) != nullptr) return;  // queued once
+  g_pending.push_back(Pending{Op::ReleaseAtCommit, GetCurrentTransactionNestLevel(), tag});
+}
+
+void keep(const LOCKTAG& tag) { forget(Op::ReleaseAtCommit, tag); }
+
+}  // namespace agentcache::dedup::claims

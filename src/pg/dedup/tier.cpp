@@ -1,0 +1,123 @@
+// Message deduplication.
+//
+// A claim is a session-level lock on (database, hash(message_id)) in the
+// advisory lock space LockSpace::Claim, which no application advisory lock
+// can use (pg/common/locks.hpp): it is freed the moment its backend exits or
+// crashes, so no TTL is guessed anywhere. A claim made with a fingerprint of
+// (conversation_id, body) also holds LockSpace::Fingerprint on it (taken
+// after the claim, always in that order). Claims follow the transaction
+// (claims.cpp): a claim taken by dedup_begin is released if that transaction
+// rolls back; dedup_complete/dedup_fail release it when their transaction
+// commits (if it rolls back, the caller still holds it). The outcome is
+// durable in the logged table agentcache.dedup, so a completed message stays
+// a duplicate across crashes and restarts until its window passes.
+//
+// Shared memory (region "agentcache_dedup"): four atomic counters, no lock.
+#include "pg/common/json.hpp"
+#include "pg/common/shmem.hpp"
+#include "pg/common/spi.hpp"
+#include "pg/common/sweeps.hpp"
+#include "pg/common/locks.hpp"
+#include "pg/dedup/claims.hpp"
+#include "pg/dedup/dedup.hpp"
+#include "pg/dedup/state.hpp"
+
+namespace agentcache::dedup {
+
+int dedup_window_s = 10 * 60;
+
+namespace {
+
+Counters* g_counters = nullptr;
+
+Size region_size() { return sizeof(Counters); }
+
+bool attach(void* base, bool found, LWLockPadded*) {
+  g_counters = static_cast<Counters*>(base);
+  if (!found)
+    for (pg_atomic_uint64* a : {&g_counters->acquired, &g_counters->in_progress, &g_counters->duplicate,
+                                &g_counters->expirations})
+      pg_atomic_init_u64(a, 0);
+  return true;
+}
+
+// agentcache.dedup keeps no index on expires_at (dedup_complete sets it: a
+// HOT update that way); the sweep walks the table in block ranges.
+BlockNumber g_next_block = 0;
+
+int64 sweep() {
+  const int64 n = pg::sweeps::delete_by_walk(
+      "dedup",
+      "DELETE FROM agentcache.dedup WHERE ctid OPERATOR(pg_catalog.>=) $1 AND ctid OPERATOR(pg_catalog.<) $2"
+      " AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()",
+      0, &g_next_block, nullptr);
+  if (n > 0) count(&Counters::expirations, static_cast<uint64>(n));
+  return n;
+}
+
+void init() {
+  DefineCustomIntVariable("agentcache.dedup_window",
+                          "How long a completed message stays a duplicate (when dedup_begin gave no window).", nullptr,
+                          &dedup_window_s, 10 * 60, 1, INT_MAX, PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+  if (process_shared_preload_libraries_in_progress)
+    pg::shmem::add_region(pg::shmem::Region{"agentcache_dedup", region_size, 0, attach});
+  claims::register_callbacks();
+  pg::sweeps::register_sweep("dedup_expired", sweep);
+}
+
+int64 counter(pg_atomic_uint64 Counters::*field) {
+  return g_counters ? static_cast<int64>(pg_atomic_read_u64(&(g_counters->*field))) : 0;
+}
+
+// name 'claims'; entries = rows (exact: the table holds only messages inside
+// their window), bytes = the table's size.
+void collect_stats(const pg::StatsSink& sink) {
+  int64 rows = 0, bytes = 0;
+  pg::with_spi([&] {
+    if (SPI_execute("SELECT (SELECT pg_catalog.count(*) FROM agentcache.dedup),"
+                    " pg_catalog.pg_table_size('agentcache.dedup'::pg_catalog.regclass)",
+                    true, 1) == SPI_OK_SELECT &&
+        SPI_processed == 1) {
+      rows = pg::spi_int64(0, 1);
+      bytes = pg::spi_int64(0, 2);
+    }
+  });
+  sink.row(pg::StatsRow{"dedup", "claims", rows, bytes, counter(&Counters::duplicate), counter(&Counters::acquired),
+                        counter(&Counters::in_progress), 0, counter(&Counters::expirations), 0});
+}
+
+// Claims held in the whole cluster, from the lock table (pg_locks shows
+// field4 as a smallint: our space appears negative).
+void add_health(JsonbParseState** st) {
+  const int64 held = pg::with_spi([&] {
+    Oid types[1] = {INT4OID};
+    Datum values[1] = {Int32GetDatum(static_cast<int16>(pg::LockSpace::Claim))};
+    const int rc = SPI_execute_with_args(
+        "SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks WHERE locktype OPERATOR(pg_catalog.=) 'advisory'"
+        " AND objsubid OPERATOR(pg_catalog.=) $1 AND granted",
+        1, types, values, nullptr, true, 0);
+    return rc == SPI_OK_SELECT && SPI_processed == 1 ? pg::spi_int64(0, 1) : int64{0};
+  });
+  pg::json::begin_object(st, "dedup");
+  pg::json::kv(st, "claims_held", pg::json::integer(held));
+  pg::json::end_object(st);
+}
+
+void reset_stats() {
+  if (g_counters == nullptr) return;
+  for (pg_atomic_uint64* a :
+       {&g_counters->acquired, &g_counters->in_progress, &g_counters->duplicate, &g_counters->expirations})
+    pg_atomic_write_u64(a, 0);
+}
+
+}  // namespace
+
+Counters* counters() noexcept { return g_counters; }
+
+void count(pg_atomic_uint64 Counters::*field, uint64 n) noexcept {
+  if (g_counters != nullptr) pg_atomic_fetch_add_u64(&(g_counters->*field), n);
+}
+
+const pg::Tier kTier{"dedup", init, collect_stats, add_health, reset_stats, nullptr};
+
+}  // namespace agentcache::dedup

@@ -1,0 +1,211 @@
+// Loading maps into shared memory (see load.hpp and the protocol in tier.cpp).
+#include "pg/maps/load.hpp"
+
+#include "pg/common/args.hpp"
+#include "pg/common/boundary.hpp"
+#include "pg/common/roles.hpp"
+#include "pg/common/spi.hpp"
+#include "pg/maps/status.hpp"
+
+#include <cstring>
+
+using agentcache::core::MapEntryIn;
+using agentcache::core::MapStore;
+using agentcache::pg::LWLockGuard;
+using agentcache::pg::sql_error;
+
+namespace agentcache::maps::load {
+
+namespace {
+
+// The map's rows, copied out of SPI into the caller's memory context.
+struct Rows {
+  MapEntryIn* v;
+  std::size_t n;
+};
+
+void check_shape(const MapDef& d, TupleDesc td, Oid* value_type) {
+  const Oid kt = td->natts >= 1 ? TupleDescAttr(td, 0)->atttypid : InvalidOid;
+  const Oid vt = td->natts >= 2 ? TupleDescAttr(td, 1)->atttypid : InvalidOid;
+  if (td->natts != 2 || (kt != TEXTOID && kt != VARCHAROID) || (vt != JSONBOID && vt != JSONOID))
+    ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+                    errmsg("the query of map \"%s\" must return exactly two columns (key text, value jsonb)", d.name),
+                    errdetail("It returns %d column(s).", td->natts)));
+  *value_type = vt;
+}
+
+// Copies the SPI result (rows with a NULL key are skipped).
+Rows copy_rows(Oid value_type) {
+  TupleDesc td = SPI_tuptable->tupdesc;
+  Rows rows{static_cast<MapEntryIn*>(SPI_palloc(sizeof(MapEntryIn) * (SPI_processed ? SPI_processed : 1))), 0};
+  for (uint64 i = 0; i < SPI_processed; ++i) {
+    HeapTuple tup = SPI_tuptable->vals[i];
+    bool knull = false, vnull = false;
+    Datum k = SPI_getbinval(tup, td, 1, &knull);
+    if (knull) continue;
+    Datum v = SPI_getbinval(tup, td, 2, &vnull);
+    const std::string_view key = pg::text_view(DatumGetTextPP(k));
+    char* kc = static_cast<char*>(SPI_palloc(key.size() + 1));
+    std::memcpy(kc, key.data(), key.size());
+    MapEntryIn& e = *new (&rows.v[rows.n++]) MapEntryIn();
+    e.key = {kc, key.size()};
+    if (!vnull) {
+      if (value_type == JSONOID) v = DirectFunctionCall1(jsonb_in, CStringGetDatum(TextDatumGetCString(v)));
+      Jsonb* jb = DatumGetJsonbP(v);
+      char* vc = static_cast<char*>(SPI_palloc(VARSIZE(jb)));
+      std::memcpy(vc, jb, VARSIZE(jb));
+      e.value = {vc, VARSIZE(jb)};
+    }
+  }
+  return rows;
+}
+
+// Runs the query as the map's owner (restricted: no owner-changing side
+// effects) with the map's search_path.
+Rows run_query(const MapDef& d) {
+  return pg::as_role(d.owner, SECURITY_RESTRICTED_OPERATION, [&] {
+    const int nest = NewGUCNestLevel();
+    (void)set_config_option("search_path", d.search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                            false);
+    Rows rows = pg::with_spi([&] {
+      const int rc = SPI_execute(d.query, true, 0);
+      if (rc != SPI_OK_SELECT)
+        ereport(ERROR,
+                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                 errmsg("the query of map \"%s\" must be a SELECT returning (key text, value jsonb)", d.name)));
+      Oid value_type = InvalidOid;
+      check_shape(d, SPI_tuptable->tupdesc, &value_type);
+      return copy_rows(value_type);
+    });
+    AtEOXact_GUC(true, nest);
+    return rows;
+  });
+}
+
+[[noreturn]] void fail_build(MapStore::Build r, const MapDef& d, const Rows& rows, std::size_t dup) {
+  MapStore* s = store();
+  if (r == MapStore::Build::DuplicateKey) {
+    const std::string_view k = rows.v[dup].key;
+    throw sql_error(ERRCODE_UNIQUE_VIOLATION, pg::textf(FMT_STRING("duplicate key in map \"{}\""), d.name).c_str(),
+                    pg::textf(FMT_STRING("Key \"{}\" appears more than once; the previous version keeps serving."),
+                              k.substr(0, 100))
+                        .c_str());
+  }
+  throw sql_error(
+      ERRCODE_OUT_OF_MEMORY, pg::textf(FMT_STRING("map \"{}\" does not fit in agentcache.map_memory"), d.name).c_str(),
+      pg::textf<300>(
+          FMT_STRING("It needs {} bytes beside the maps in use; {} of {} bytes are free. The previous version keeps serving."),
+          MapStore::version_bytes(rows.v, rows.n), s->capacity() - s->used_bytes(), s->capacity())
+          .c_str(),
+      "Raise agentcache.map_memory (needs a restart).");
+}
+
+// Swaps `version` in unless the map was redefined since `seen` was read
+// (catalog != nullptr: the worker); frees whichever version is not in use.
+// Returns false when redefined (nothing installed).
+bool install(const MapDef& d, MapStore::Offset version, bool worker, TransactionId seen) {
+  MapStore* s = store();
+  MapStore::Offset old = core::Arena::kNull;
+  bool ok;
+  {
+    LWLockGuard b(build_lock(), LW_EXCLUSIVE);
+    if (worker && status::definer_xid(MyDatabaseId, d.name) != seen) {
+      s->free_version(version);  // redefined meanwhile: its rows stay
+      return false;
+    }
+    {
+      LWLockGuard rd(read_lock(), LW_EXCLUSIVE);
+      ok = s->install(MyDatabaseId, d.name, version, &old);
+    }
+    s->free_version(ok ? old : version);
+  }
+  if (!ok)
+    throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "too many lookup maps",
+                    "agentcache keeps at most 64 maps in shared memory.");
+  return true;
+}
+
+void remove_locked(const char* name) {
+  MapStore* s = store();
+  MapStore::Offset old = core::Arena::kNull;
+  LWLockGuard b(build_lock(), LW_EXCLUSIVE);
+  {
+    LWLockGuard rd(read_lock(), LW_EXCLUSIVE);
+    s->remove(MyDatabaseId, name, &old);
+  }
+  s->free_version(old);
+}
+
+}  // namespace
+
+int64 reload(const MapDef& d, Snapshot catalog, bool defining) {
+  // The worker refreshes from a catalog it read at `catalog`. A definition
+  // that snapshot does not see (still running, or committed since) has
+  // installed, or is about to install, the new query's rows: the old query's
+  // must not go over them. define_map marks its transaction before it
+  // installs, and the mark is checked again under the build lock.
+  TransactionId seen = InvalidTransactionId;
+  if (catalog != nullptr) {
+    seen = status::definer_xid(MyDatabaseId, d.name);
+    if (TransactionIdIsValid(seen) && XidInMVCCSnapshot(seen, catalog) && !TransactionIdDidAbort(seen)) return -1;
+  }
+  const Rows rows = run_query(d);
+  MapStore::Offset version = core::Arena::kNull;
+  std::size_t dup = 0;
+  MapStore::Build r;
+  {
+    LWLockGuard g(build_lock(), LW_EXCLUSIVE);
+    r = store()->build(rows.v, rows.n, &version, &dup);
+  }
+  if (r != MapStore::Build::Ok) fail_build(r, d, rows, dup);
+  if (!install(d, version, catalog != nullptr, seen)) return -1;
+  status::record_success(MyDatabaseId, d.name, static_cast<int64>(rows.n), defining);
+  return static_cast<int64>(rows.n);
+}
+
+void remove(const char* name) {
+  if (store() == nullptr) return;
+  remove_locked(name);
+  status::forget(MyDatabaseId, name);
+}
+
+void drop_others(const char* const* keep, int n) {
+  MapStore* s = store();
+  Name names[MapStore::kMaxMaps];
+  int ndrop = 0;
+  {
+    LWLockGuard rd(read_lock(), LW_SHARED);
+    for (int slot = 0; slot < static_cast<int>(MapStore::kMaxMaps); ++slot) {
+      if (!s->slot_used(slot) || s->slot_db(slot) != MyDatabaseId) continue;
+      const std::string_view name = s->slot_name(slot);
+      bool wanted = false;
+      for (int i = 0; i < n && !wanted; ++i) wanted = name == keep[i];
+      if (wanted) continue;
+      std::memcpy(names[ndrop], name.data(), name.size());
+      names[ndrop++][name.size()] = '\0';
+    }
+  }
+  for (int i = 0; i < ndrop; ++i) {
+    const status::Definer d = status::definer_state(MyDatabaseId, names[i]);
+    if (d == status::Definer::Running || d == status::Definer::Committed) continue;  // newer than our catalog
+    remove(names[i]);
+  }
+}
+
+void forget_database() noexcept {
+  MapStore* s = store();
+  if (s == nullptr) return;
+  {
+    LWLockGuard b(build_lock(), LW_EXCLUSIVE);
+    LWLockGuard rd(read_lock(), LW_EXCLUSIVE);
+    s->remove_all(MyDatabaseId);
+  }
+  status::forget_database(MyDatabaseId);
+}
+
+bool loaded(uint32 db, const char* name) noexcept {
+  LWLockGuard rd(read_lock(), LW_SHARED);
+  return store()->find(db, name) != MapStore::kNoSlot;
+}
+
+}  // namespace agentcache::maps::load

@@ -1,0 +1,49 @@
+// Conversation-memory tier, inside the tier: its shared memory, GUCs and the
+// types its files share. The protocol is described in tier.cpp.
+#pragma once
+#include "pg/common/pg.hpp"
+#include "agentcache/core/session_cache.hpp"
+
+#include <string_view>
+
+namespace agentcache::memory {
+
+constexpr uint32 kPartitions = 16;
+constexpr std::size_t kMaxSessionIdBytes = 256;
+
+// GUCs (defined in tier.cpp).
+extern int session_memory_kb;  // agentcache.session_memory (postmaster)
+extern int session_turns;      // agentcache.session_turns (postmaster)
+extern int context_turns;      // agentcache.context_turns (user)
+extern int max_turn_bytes;     // agentcache.max_turn_bytes (user)
+extern int turn_retention_s;   // agentcache.turn_retention (sighup; 0 = keep)
+
+// Shared memory: the session cache and one LWLock per partition.
+core::SessionCache* sessions() noexcept;  // nullptr when not preloaded
+LWLock* partition_lock(uint32 partition) noexcept;
+
+// A turn in backend memory (palloc'd, in the scratch buffer or a pending op). POD.
+struct LTurn {
+  int64 seq;
+  TimestampTz at;
+  core::Role role;
+  uint32 chars;
+  const char* content;
+  uint32 content_len;
+  Jsonb* meta;  // nullptr when SQL NULL
+};
+struct LTurns {
+  LTurn* v = nullptr;
+  uint32 n = 0;
+};
+
+// The newest `want` of `all` (oldest first).
+inline LTurns newest(LTurns all, uint32 want) {
+  if (all.n > want) {
+    all.v += all.n - want;
+    all.n = want;
+  }
+  return all;
+}
+
+}  // namespace agentcache::memory

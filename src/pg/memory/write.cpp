@@ -1,0 +1,149 @@
+// The conversation tier's write path (see write.hpp and the protocol in
+// tier.cpp). add_turn holds the session's writer lock (LockSpace::
+// SessionWriter, transaction-scoped) so that max(seq)+1, read with a fresh
+// snapshot, is unique; it inserts directly while agentcache.turns is as
+// installed, through SQL otherwise.
+#include "pg/memory/write.hpp"
+
+#include "pg/memory/memory.hpp"
+
+#include "pg/common/args.hpp"
+#include "pg/common/boundary.hpp"
+#include "pg/common/locks.hpp"
+#include "pg/common/rows.hpp"
+#include "pg/common/spi.hpp"
+#include "pg/memory/pending.hpp"
+#include "pg/memory/state.hpp"
+#include "pg/memory/table.hpp"
+
+namespace agentcache::memory::write {
+
+namespace {
+
+// The session's newest seq + 1, read backwards from the primary key
+// (session_id, seq) in the index's own collation, on a fresh snapshot.
+int64 next_seq(Relation rel, Relation pk, Datum session, TupleTableSlot* slot) {
+  Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
+  ScanKeyData sk[1];
+  ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, session);
+  sk[0].sk_collation = pk->rd_indcollation[0];
+  IndexScanDesc scan = index_beginscan(rel, pk, snap, 1, 0);
+  index_rescan(scan, sk, 1, nullptr, 0);
+  int64 seq = 1;
+  if (index_getnext_slot(scan, BackwardScanDirection, slot)) {
+    bool isnull = false;
+    seq = DatumGetInt64(slot_getattr(slot, 2, &isnull)) + 1;
+  }
+  index_endscan(scan);
+  UnregisterSnapshot(snap);
+  return seq;
+}
+
+// The turn's row without SPI (see pg/common/rows.hpp) while agentcache.turns
+// is as installed and the caller has the privileges the INSERT would need.
+// False, with nothing done, when the SQL INSERT must run instead.
+bool insert_direct(std::string_view key, const LTurn& t, int64* seq_out) {
+  const Oid relid = table::relid();
+  if (!pg::rows::has_privileges(relid, GetUserId(), ACL_SELECT | ACL_INSERT)) return false;
+  Relation rel = table_open(relid, RowExclusiveLock);
+  if (!table::plain(rel) || !OidIsValid(RelationGetPrimaryKeyIndex(rel))) {
+    table_close(rel, NoLock);
+    return false;
+  }
+  Relation pk = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
+  CommandCounterIncrement();  // see this transaction's earlier turns
+  const Datum session = pg::text_datum(key);
+  TupleTableSlot* slot = table_slot_create(rel, nullptr);
+  const int64 seq = next_seq(rel, pk, session, slot);
+  const std::string_view role = core::role_name(t.role);
+  Datum values[6] = {session,
+                     Int64GetDatum(seq),
+                     pg::text_datum(role),
+                     pg::text_datum({t.content, t.content_len}),
+                     PointerGetDatum(t.meta),
+                     TimestampTzGetDatum(t.at)};
+  bool nulls[6] = {false, false, false, false, t.meta == nullptr, false};
+  pg::rows::store_values(slot, values, nulls);
+  table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, nullptr);
+  pg::rows::insert_index_entries(rel, slot, false);
+  ExecDropSingleTupleTableSlot(slot);
+  index_close(pk, NoLock);
+  table_close(rel, NoLock);
+  CommandCounterIncrement();
+  *seq_out = seq;
+  return true;
+}
+
+SPIPlanPtr g_insert_plan = nullptr;
+SPIPlanPtr g_delete_plan = nullptr;
+
+// The same through SQL: an administrator's trigger, policy or index applies.
+int64 insert_sql(std::string_view key, text* content, const LTurn& t) {
+  return pg::with_spi([&] {
+    Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
+    SPIPlanPtr plan = pg::kept_plan(
+        &g_insert_plan,
+        "INSERT INTO agentcache.turns (session_id, seq, role, content, meta, created_at)"
+        " SELECT $1, COALESCE(pg_catalog.max(t.seq), 0::pg_catalog.int8) OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
+        " $2, $3, $4, $5 FROM agentcache.turns t WHERE t.session_id OPERATOR(pg_catalog.=) $1"
+        " RETURNING seq",
+        5, types);
+    Datum values[5] = {pg::text_datum(key), pg::text_datum(core::role_name(t.role)), PointerGetDatum(content),
+                       PointerGetDatum(t.meta), TimestampTzGetDatum(t.at)};
+    char nulls[5] = {' ', ' ', ' ', t.meta ? ' ' : 'n', ' '};
+    const int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 1);
+    if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+      elog(ERROR, "agentcache: inserting into agentcache.turns failed: %s", SPI_result_code_string(rc));
+    return pg::spi_int64(0, 1);
+  });
+}
+
+}  // namespace
+
+}  // namespace agentcache::memory::write
+
+namespace agentcache::memory {
+
+int64 add_turn(std::string_view key, core::Role role, text* content, Jsonb* meta) {
+  const uint64 hash = core::session_hash(MyDatabaseId, key);
+  pg::lock_transaction(pg::LockSpace::SessionWriter, hash, ExclusiveLock);
+  LTurn t{};
+  t.at = GetCurrentTransactionStartTimestamp();
+  t.role = role;
+  const std::string_view c = pg::text_view(content);
+  t.content = c.data();
+  t.content_len = static_cast<uint32>(c.size());
+  t.chars = core::utf8_chars(c);
+  t.meta = meta;
+  // The trigger on agentcache.turns stays quiet for our own INSERT. If the
+  // insert raises, the (sub)transaction's abort clears the flag.
+  pending::set_in_add_turn(true);
+  int64 seq = 0;
+  if (!write::insert_direct(key, t, &seq)) seq = write::insert_sql(key, content, t);
+  pending::set_in_add_turn(false);
+  t.seq = seq;
+  pending::add_turn(key, hash, t);
+  return seq;
+}
+
+}  // namespace agentcache::memory
+
+namespace agentcache::memory::write {
+
+int64 forget(std::string_view key) {
+  const int64 n = pg::with_spi([&] {
+    Oid types[1] = {TEXTOID};
+    Datum values[1] = {pg::text_datum(key)};
+    const int rc = pg::spi_exec(&g_delete_plan,
+                                "DELETE FROM agentcache.turns WHERE session_id OPERATOR(pg_catalog.=) $1", 1,
+                                types, values, nullptr, false, 0);
+    pg::spi_check(rc, SPI_OK_DELETE, "deleting from agentcache.turns");
+    return static_cast<int64>(SPI_processed);
+  });
+  // The trigger queued the invalidation (applied at commit); with no rows
+  // there may still be a cached empty session: queue it too.
+  pending::invalidate(key);
+  return n;
+}
+
+}  // namespace agentcache::memory::write

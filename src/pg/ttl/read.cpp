@@ -1,0 +1,79 @@
+// The TTL tier's read path (see read.hpp).
+#include "pg/ttl/read.hpp"
+
+#include "pg/common/args.hpp"
+#include "pg/ttl/table.hpp"
+
+namespace agentcache::ttl::read {
+
+namespace {
+// entries' columns, as installed: namespace, key, value, tags, expires_at, stored_at
+constexpr AttrNumber kValue = 3;
+constexpr AttrNumber kExpiresAt = 5;
+
+Found judge(TimestampTz expires_at, bool never, int64 max_stale_us) {
+  const TimestampTz now = GetCurrentTimestamp();  // clock_timestamp(): expiry is judged at the call
+  if (never || expires_at > now) return Found::Fresh;
+  if (max_stale_us >= 0 && (max_stale_us > now - DT_NOBEGIN / 2 || expires_at > now - max_stale_us))
+    return Found::Stale;
+  return Found::Miss;
+}
+}  // namespace
+
+bool lookup(Relation rel, Relation pk, Snapshot snap, Datum ns, Datum key, TupleTableSlot* slot) {
+  ScanKeyData sk[2];
+  ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, ns);
+  ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_TEXTEQ, key);
+  IndexScanDesc scan = index_beginscan(rel, pk, snap, 2, 0);
+  index_rescan(scan, sk, 2, nullptr, 0);
+  const bool found = index_getnext_slot(scan, ForwardScanDirection, slot);
+  index_endscan(scan);
+  return found;
+}
+
+Result entry(std::string_view ns, std::string_view key, int64 max_stale_us, Snapshot snap) {
+  const table::Oids o = table::oids();
+  const AclResult acl = pg_class_aclcheck(o.entries, GetUserId(), ACL_SELECT);
+  if (acl != ACLCHECK_OK) aclcheck_error(acl, OBJECT_TABLE, "entries");
+  Result out;
+  bool pushed = false;
+  if (snap == nullptr) {
+    CommandCounterIncrement();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    UpdateActiveSnapshotCommandId();
+    snap = GetActiveSnapshot();
+    pushed = true;
+  }
+  Relation rel = table_open(o.entries, AccessShareLock);
+  Relation idx = index_open(o.entries_pkey, AccessShareLock);
+  TupleTableSlot* slot = table_slot_create(rel, nullptr);
+  if (lookup(rel, idx, snap, pg::text_datum(ns), pg::text_datum(key), slot)) {
+    bool vnull = false, enull = false;
+    Datum v = slot_getattr(slot, kValue, &vnull);
+    Datum e = slot_getattr(slot, kExpiresAt, &enull);
+    out.found = judge(enull ? 0 : DatumGetTimestampTz(e), enull, max_stale_us);
+    if (out.found != Found::Miss && !vnull) out.value = reinterpret_cast<Jsonb*>(PG_DETOAST_DATUM_COPY(v));
+  }
+  ExecDropSingleTupleTableSlot(slot);
+  index_close(idx, AccessShareLock);
+  table_close(rel, AccessShareLock);
+  if (pushed) PopActiveSnapshot();
+  return out;
+}
+
+TransactionId writer(std::string_view ns, std::string_view key) {
+  const table::Oids o = table::oids();
+  SnapshotData dirty;
+  InitDirtySnapshot(dirty);
+  Relation rel = table_open(o.entries, AccessShareLock);
+  Relation idx = index_open(o.entries_pkey, AccessShareLock);
+  TupleTableSlot* slot = table_slot_create(rel, nullptr);
+  const TransactionId w =
+      lookup(rel, idx, &dirty, pg::text_datum(ns), pg::text_datum(key), slot) ? writer_of(dirty) : InvalidTransactionId;
+  ExecDropSingleTupleTableSlot(slot);
+  index_close(idx, AccessShareLock);
+  table_close(rel, AccessShareLock);
+  return w;
+}
+
+}  // namespace agentcache::ttl::read

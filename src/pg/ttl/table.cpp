@@ -1,0 +1,49 @@
+// agentcache.entries as this backend knows it (see table.hpp).
+#include "pg/ttl/table.hpp"
+
+#include "pg/common/boundary.hpp"
+#include "pg/common/rows.hpp"
+#include "pg/ttl/namespaces.hpp"
+
+namespace agentcache::ttl::table {
+
+namespace {
+
+Oids g_oids{InvalidOid, InvalidOid, InvalidOid};
+enum class Plain { Unknown, Yes, No };
+Plain g_plain = Plain::Unknown;
+
+void relcache_callback(Datum, Oid rel) {
+  if (rel == InvalidOid || rel == g_oids.entries || rel == g_oids.entries_pkey || rel == g_oids.namespaces) {
+    g_oids = Oids{InvalidOid, InvalidOid, InvalidOid};
+    g_plain = Plain::Unknown;
+    namespaces::forget_settings();  // the extension may have been dropped and created again
+  }
+}
+
+}  // namespace
+
+void register_callbacks() { CacheRegisterRelcacheCallback(relcache_callback, 0); }
+
+Oids oids() {
+  if (g_oids.entries != InvalidOid) return g_oids;
+  const Oid nsp = get_namespace_oid("agentcache", false);
+  Oids o{get_relname_relid("entries", nsp), get_relname_relid("entries_pkey", nsp),
+         get_relname_relid("namespaces", nsp)};
+  if (o.entries == InvalidOid || o.entries_pkey == InvalidOid || o.namespaces == InvalidOid)
+    throw pg::sql_error(ERRCODE_UNDEFINED_TABLE, "relation agentcache.entries does not exist");
+  g_oids = o;
+  return o;
+}
+
+bool plain(Relation rel) {
+  if (g_plain != Plain::Unknown) return g_plain == Plain::Yes;
+  static const Oid kTypes[6] = {TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+  TupleDesc desc = RelationGetDescr(rel);
+  const bool ok = pg::rows::plain_table(rel, kTypes, 6) && rel->trigdesc == nullptr &&
+                  (desc->constr == nullptr || desc->constr->num_check == 0);
+  g_plain = ok ? Plain::Yes : Plain::No;
+  return ok;
+}
+
+}  // namespace agentcache::ttl::table

@@ -1,0 +1,202 @@
+// The TTL tier's write path (see write.hpp and the protocol in tier.cpp).
+#include "pg/ttl/write.hpp"
+
+#include "pg/common/args.hpp"
+#include "pg/common/boundary.hpp"
+#include "pg/common/rows.hpp"
+#include "pg/common/spi.hpp"
+#include "pg/ttl/namespaces.hpp"
+#include "pg/ttl/read.hpp"
+#include "pg/ttl/table.hpp"
+
+namespace agentcache::ttl::write {
+
+namespace {
+
+using namespaces::Settings;
+
+// The row to write, as datums.
+struct Row {
+  Datum values[6];
+  bool nulls[6];
+};
+
+Row make_row(const Entry& e, bool expires, TimestampTz expires_at) {
+  Row r{{pg::text_datum(e.ns), pg::text_datum(e.key), JsonbPGetDatum(e.value),
+         e.tags ? e.tags : PointerGetDatum(construct_empty_array(TEXTOID)), TimestampTzGetDatum(expires_at),
+         TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},  // stored_at = now()
+        {false, false, false, false, !expires, false}};
+  return r;
+}
+
+enum class Direct { Inserted, Updated, Blocked, NotApplicable };
+
+// The upsert without SPI, the planner or the executor: the primary key is
+// probed (a dirty snapshot: committed or not), then the row updated in place
+// (a HOT update when the tags stay) or inserted, with its index entries, as
+// logical replication's apply worker writes rows. Only while agentcache.
+// entries is as installed and the caller has what the SQL upsert needs (ON
+// CONFLICT reads the key columns) on the table itself; column privileges are
+// judged by the SQL path. *blocker: the transaction writing the row when
+// Blocked.
+Direct upsert_direct(Row& row, TransactionId* blocker) {
+  const table::Oids o = table::oids();
+  if (!pg::rows::has_privileges(o.entries, GetUserId(), ACL_SELECT | ACL_INSERT | ACL_UPDATE))
+    return Direct::NotApplicable;
+  Relation rel = table_open(o.entries, RowExclusiveLock);
+  if (!table::plain(rel)) {
+    table_close(rel, NoLock);
+    return Direct::NotApplicable;
+  }
+  CommandCounterIncrement();  // see this transaction's earlier changes
+  TupleTableSlot* next = table_slot_create(rel, nullptr);
+  TupleTableSlot* old = table_slot_create(rel, nullptr);
+  Relation pk = index_open(o.entries_pkey, RowExclusiveLock);
+  Direct result = Direct::Blocked;
+  for (int attempt = 0; result == Direct::Blocked; ++attempt) {
+    if (attempt > 1000) elog(ERROR, "agentcache: put kept losing races on one key");
+    CHECK_FOR_INTERRUPTS();
+    SnapshotData dirty;
+    InitDirtySnapshot(dirty);
+    const bool found = read::lookup(rel, pk, &dirty, row.values[0], row.values[1], old);
+    *blocker = found ? read::writer_of(dirty) : InvalidTransactionId;
+    if (TransactionIdIsValid(*blocker)) break;  // being deleted (or written) by another transaction
+    pg::rows::store_values(next, row.values, row.nulls);
+    if (!found) {
+      table_tuple_insert(rel, next, GetCurrentCommandId(true), 0, nullptr);
+      pg::rows::insert_index_entries(rel, next, false);
+      result = Direct::Inserted;
+      break;
+    }
+    ItemPointerData tid = old->tts_tid;
+    ExecClearTuple(old);  // its buffer pin would keep the page from being pruned
+    TM_FailureData tmfd;
+    LockTupleMode lockmode;
+    bool update_indexes = false;
+    const TM_Result res = table_tuple_update(rel, &tid, next, GetCurrentCommandId(true), GetLatestSnapshot(),
+                                             InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+    if (res == TM_Ok) {
+      if (update_indexes) pg::rows::insert_index_entries(rel, next, true);
+      result = Direct::Updated;
+    } else if (res == TM_SelfModified) {
+      CommandCounterIncrement();
+    } else if (res != TM_Updated && res != TM_Deleted) {
+      elog(ERROR, "agentcache: unexpected result %d updating an entry", res);
+    }  // else deleted or updated by a transaction that committed meanwhile: look again
+  }
+  index_close(pk, NoLock);
+  ExecDropSingleTupleTableSlot(old);
+  ExecDropSingleTupleTableSlot(next);
+  table_close(rel, NoLock);
+  CommandCounterIncrement();  // later reads in this statement see the entry
+  return result;
+}
+
+// The same through SQL: an administrator's trigger, policy or constraint
+// applies. Returns true when the row was inserted (not updated).
+bool upsert_sql(const Entry& e, bool expires, TimestampTz expires_at) {
+  static SPIPlanPtr plan = nullptr;
+  return pg::with_spi([&] {
+    Oid types[5] = {TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID, TIMESTAMPTZOID};
+    Datum values[5] = {pg::text_datum(e.ns), pg::text_datum(e.key), JsonbPGetDatum(e.value), e.tags,
+                       TimestampTzGetDatum(expires_at)};
+    char nulls[5] = {' ', ' ', ' ', e.tags ? ' ' : 'n', expires ? ' ' : 'n'};
+    const int rc = pg::spi_exec_latest(
+        &plan,
+        "INSERT INTO agentcache.entries AS e (namespace, key, value, tags, expires_at)"
+        " VALUES ($1, $2, $3, COALESCE($4, '{}'::pg_catalog.text[]), $5)"
+        " ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, tags = EXCLUDED.tags,"
+        " expires_at = EXCLUDED.expires_at, stored_at = pg_catalog.now()"
+        " RETURNING (e.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid)",
+        5, types, values, nulls, false, 0);
+    pg::spi_check(rc, SPI_OK_INSERT_RETURNING, "storing the entry");
+    bool isnull = false;
+    return DatumGetBool(pg::spi_value(0, 1, &isnull));
+  });
+}
+
+// When the entry expires: its own ttl (PostgreSQL's arithmetic: out of range
+// raises 22008), else the namespace's default; false: never.
+bool expiry(const Entry& e, const Settings& st, TimestampTz* at) {
+  if (e.ttl != nullptr) {
+    *at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(GetCurrentTimestamp()),
+                                                  IntervalPGetDatum(const_cast<Interval*>(e.ttl))));
+    return true;
+  }
+  *at = st.has_ttl ? GetCurrentTimestamp() + st.ttl_us : 0;
+  return st.has_ttl;
+}
+
+}  // namespace
+
+TransactionId store(const Entry& e) {
+  Settings st{};
+  if (!namespaces::cached_settings(e.ns, &st)) st = pg::with_spi([&] { return namespaces::settings(e.ns, true); });
+  TimestampTz expires_at = 0;
+  const bool expires = expiry(e, st, &expires_at);
+  Row row = make_row(e, expires, expires_at);
+  TransactionId blocker = InvalidTransactionId;
+  bool inserted = false;
+  switch (upsert_direct(row, &blocker)) {
+    case Direct::Blocked:
+      return blocker;
+    case Direct::Inserted:
+      inserted = true;
+      break;
+    case Direct::Updated:
+      break;
+    case Direct::NotApplicable:
+      inserted = upsert_sql(e, expires, expires_at);
+      break;
+  }
+  namespaces::slot(e.ns, true);
+  if (inserted) {
+    namespaces::add(e.ns, &Counters::entries, 1);
+    namespaces::add(e.ns, &Counters::bytes, static_cast<int64>(VARSIZE(e.value)));
+  }
+  if (st.has_max) pg::with_spi([&] { enforce_max(e.ns, st.max_entries, &e.key); });
+  return InvalidTransactionId;
+}
+
+int64 enforce_max(std::string_view ns, int64 max, const std::string_view* keep) {
+  static SPIPlanPtr count_plan = nullptr, evict_plan = nullptr;
+  Oid t1[1] = {TEXTOID};
+  Datum v1[1] = {pg::text_datum(ns)};
+  int rc = pg::spi_exec_latest(&count_plan,
+                               "SELECT pg_catalog.count(*) FROM agentcache.entries"
+                               " WHERE namespace OPERATOR(pg_catalog.=) $1",
+                               1, t1, v1, nullptr, false, 0);
+  pg::spi_check(rc, SPI_OK_SELECT, "counting entries");
+  const int64 count = pg::spi_int64(0, 1);
+  if (count <= max) return 0;
+  Oid t3[3] = {TEXTOID, TEXTOID, INT8OID};
+  Datum v3[3] = {pg::text_datum(ns), keep ? pg::text_datum(*keep) : Datum(0), Int64GetDatum(count - max)};
+  char nulls[3] = {' ', keep ? ' ' : 'n', ' '};
+  rc = pg::spi_exec_latest(&evict_plan,
+                           "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+                           " SELECT ctid FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1"
+                           " AND ($2 IS NULL OR key OPERATOR(pg_catalog.<>) $2)"
+                           " ORDER BY expires_at ASC NULLS LAST LIMIT $3))",
+                           3, t3, v3, nulls, false, 0);
+  pg::spi_check(rc, SPI_OK_DELETE, "evicting entries");
+  const int64 n = static_cast<int64>(SPI_processed);
+  namespaces::add(ns, &Counters::evictions, n);
+  namespaces::add(ns, &Counters::entries, -n);
+  return n;
+}
+
+int64 delete_where(SPIPlanPtr* plan, const char* sql, int nargs, Oid* types, Datum* values) {
+  return pg::with_spi([&] {
+    const int rc = pg::spi_exec_latest(plan, sql, nargs, types, values, nullptr, false, 0);
+    pg::spi_check(rc, SPI_OK_DELETE_RETURNING, "deleting entries");
+    for (uint64 i = 0; i < SPI_processed; ++i) {
+      bool isnull = false;
+      const std::string_view ns = pg::text_view(DatumGetTextPP(pg::spi_value(i, 1, &isnull)));
+      namespaces::add(ns, &Counters::invalidations, 1);
+      namespaces::add(ns, &Counters::entries, -1);
+    }
+    return static_cast<int64>(SPI_processed);
+  });
+}
+
+}  // namespace agentcache::ttl::write
