@@ -254,6 +254,10 @@ std::size_t Arena::largest_allocatable() const noexcept {
   return best - kHeader;
 }
 
+// Longer than the ~60-line guide on purpose: four independent passes
+// (bitmaps, physical walk, free lists, list membership) that read top to
+// bottom as the arena's invariants; split up they would need shared state
+// threaded through private members only the unit tests use.
 bool Arena::check() const noexcept {
   if (first_block_ != kControl || end_ % kAlign != 0 || end_ < first_block_ + kMinBlock) return false;
   if (capacity_ != end_ - first_block_ || used_ > capacity_) return false;
