@@ -66,7 +66,7 @@ show_tail() {  # show_tail PATH LINES
 failure_details() {
   case $1 in
     regress)
-      show_file regression.diffs
+      show_file test/regress/regression.diffs
       show_tail tmp_check/log/postmaster.log 40 ;;
     nopreload)
       show_file test/nopreload/regression.diffs
@@ -126,14 +126,14 @@ prepare_tree "$ROOT"
 cd "$SRC"
 note "testing in $SRC"
 # outputs of a previous run must not be mistaken for this run's
-rm -f regression.diffs regression.out test/nopreload/regression.diffs test/nopreload/regression.out \
+rm -f test/regress/regression.diffs test/regress/regression.out test/nopreload/regression.diffs test/nopreload/regression.out \
       output_iso/regression.diffs output_iso/regression.out
 
 run_suite core-ctest core_ctest
 
 header "extension: build (as postgres) and install (as root)"
 EXT_OK=1
-if ! aspg make -j2 PG_CONFIG="$PG_CONFIG"; then
+if ! aspg make -j2 WERROR=1 PG_CONFIG="$PG_CONFIG"; then
   EXT_OK=0
   printf '\n>>> extension build FAILED\n'
 elif ! make install PG_CONFIG="$PG_CONFIG"; then

@@ -1,5 +1,5 @@
 --
--- hotpath: inbound() and outbound(), the one-round-trip hot path: route from
+-- inbound: inbound() and outbound(), the one-round-trip hot path: route from
 -- the 'instances' map, dedup claim, the user turn on the first acquisition,
 -- context; the assistant turn and the completion, atomically. SQLSTATEs and
 -- their order, READ ONLY. Pids and timestamps are never printed.

@@ -133,7 +133,7 @@ is(sby(q{SELECT misses FROM agentcache.stats() WHERE tier = 'map' AND name = 'in
 
 # ---------------------------------------------------------------- the standby worker logs no errors
 is(sby(q{SELECT agentcache.health()->'worker'->>'pid'}), $wpid, 'standby: worker never restarted (same pid)');
-my @bad = grep { /\b(ERROR|WARNING|FATAL|PANIC):/ && !/004_standby\.pl/ && !/database system is (starting up|not yet accepting)/ }
+my @bad = grep { /\b(ERROR|WARNING|FATAL|PANIC):/ && !/maps_standby\.pl/ && !/database system is (starting up|not yet accepting)/ }
   split /\n/, slurp_file($standby->logfile);
 is(scalar(@bad), 0, 'standby log: no ERROR/WARNING from the worker') or diag join "\n", @bad;
 my @exits = grep { /agentcache worker.*(exited|terminated)/ } split /\n/, slurp_file($standby->logfile);
