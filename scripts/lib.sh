@@ -10,7 +10,7 @@ PG_CONFIG=$PGBIN/pg_config
 APT_PACKAGES=(
   postgresql-15 postgresql-server-dev-15 postgresql-contrib
   libboost-dev libfmt-dev libgtest-dev libgmock-dev
-  cmake ninja-build g++ make libipc-run-perl
+  cmake ninja-build g++ make libipc-run-perl clang-format python3
 )
 
 header() { printf '\n==== %s ====\n' "$*"; }
