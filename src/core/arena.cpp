@@ -76,7 +76,7 @@ void Arena::insert_free(Offset b) noexcept {
   int fl, sl;
   mapping(block_size(b), fl, sl);
   const Offset head = heads_[fl][sl];
-  store(b + kHdr, head);     // next
+  store(b + kHdr, head);       // next
   store(b + kHdr + 4, kNull);  // prev
   if (head != kNull) store(head + kHdr + 4, b);
   heads_[fl][sl] = b;
@@ -158,8 +158,7 @@ Arena* Arena::create(void* mem, std::size_t bytes) noexcept {
 Arena::Offset Arena::allocate(std::size_t n) noexcept {
   if (n > capacity_) return kNull;  // also keeps the arithmetic below in range
   if (n < 8) n = 8;
-  const std::uint32_t need =
-      static_cast<std::uint32_t>(((n + kAlign - 1) & ~(kAlign - 1)) + kHeader);
+  const std::uint32_t need = static_cast<std::uint32_t>(((n + kAlign - 1) & ~(kAlign - 1)) + kHeader);
   const Offset b = find_free(need);
   if (b == kNull) return kNull;
   remove_free(b);

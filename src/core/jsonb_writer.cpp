@@ -74,10 +74,8 @@ std::uint32_t write_pairs(Writer& w, const std::string_view* keys, const Value* 
   w.put(&header, sizeof header);
   const std::size_t entries = w.reserve(sizeof(std::uint32_t) * 2 * n);
   std::size_t total = 0;
-  for (std::size_t i = 0; i < n; ++i)
-    w.set_u32(entries + 4 * i, w.entry(w.string(keys[i]), i, total));
-  for (std::size_t i = 0; i < n; ++i)
-    w.set_u32(entries + 4 * (n + i), w.entry(w.value(vals[i]), n + i, total));
+  for (std::size_t i = 0; i < n; ++i) w.set_u32(entries + 4 * i, w.entry(w.string(keys[i]), i, total));
+  for (std::size_t i = 0; i < n; ++i) w.set_u32(entries + 4 * (n + i), w.entry(w.value(vals[i]), n + i, total));
   return kIsContainer | w.checked(w.pos() - base);
 }
 
@@ -111,7 +109,7 @@ Value from_root(const char* root, std::uint32_t root_len) noexcept {
     std::memcpy(&je, root + 4, sizeof je);
     Value v;
     v.type = je & kTypeMask;
-    v.data = root + 8;  // int-aligned in the source datum: no padding precedes it
+    v.data = root + 8;         // int-aligned in the source datum: no padding precedes it
     v.len = je & kOffLenMask;  // for child 0 the end offset equals the length
     return v;
   }

@@ -18,7 +18,7 @@ constexpr std::size_t align8(std::size_t n) noexcept { return (n + 7) & ~std::si
 struct VersionHeader {
   std::uint32_t nbuckets;  // power of two, >= 2 * count
   std::uint32_t count;
-  std::uint64_t bytes;     // block size
+  std::uint64_t bytes;  // block size
 };
 struct EntryHeader {
   std::uint64_t hash;
@@ -56,8 +56,7 @@ std::size_t MapStore::version_bytes(const MapEntryIn* entries, std::size_t n) no
   return total;
 }
 
-MapStore::Build MapStore::build(const MapEntryIn* entries, std::size_t n, Offset* version,
-                                std::size_t* dup) noexcept {
+MapStore::Build MapStore::build(const MapEntryIn* entries, std::size_t n, Offset* version, std::size_t* dup) noexcept {
   *version = Arena::kNull;
   if (n > 0x3FFFFFFF) return Build::OutOfMemory;
   const std::size_t total = version_bytes(entries, n);

@@ -107,16 +107,20 @@ const TurnRecord& SessionTable::turn(Offset s, std::uint32_t i) const noexcept {
   return *arena_ptr()->as<TurnRecord>(p->ring()[(p->start + i) % ring_capacity_]);
 }
 
-std::uint64_t SessionTable::generation(std::uint64_t hash) const noexcept {
-  return gens_[(hash >> 20) % kGenStripes];
-}
+std::uint64_t SessionTable::generation(std::uint64_t hash) const noexcept { return gens_[(hash >> 20) % kGenStripes]; }
 
 // ---------------------------------------------------------------- LRU
 
 void SessionTable::lru_unlink(Offset s) noexcept {
   Session* p = sess(s);
-  if (p->lru_prev != Arena::kNull) sess(p->lru_prev)->lru_next = p->lru_next; else lru_head_ = p->lru_next;
-  if (p->lru_next != Arena::kNull) sess(p->lru_next)->lru_prev = p->lru_prev; else lru_tail_ = p->lru_prev;
+  if (p->lru_prev != Arena::kNull)
+    sess(p->lru_prev)->lru_next = p->lru_next;
+  else
+    lru_head_ = p->lru_next;
+  if (p->lru_next != Arena::kNull)
+    sess(p->lru_next)->lru_prev = p->lru_prev;
+  else
+    lru_tail_ = p->lru_prev;
   p->lru_prev = p->lru_next = Arena::kNull;
 }
 
@@ -124,7 +128,10 @@ void SessionTable::lru_push_front(Offset s) noexcept {
   Session* p = sess(s);
   p->lru_prev = Arena::kNull;
   p->lru_next = lru_head_;
-  if (lru_head_ != Arena::kNull) sess(lru_head_)->lru_prev = s; else lru_tail_ = s;
+  if (lru_head_ != Arena::kNull)
+    sess(lru_head_)->lru_prev = s;
+  else
+    lru_tail_ = s;
   lru_head_ = s;
 }
 
@@ -215,8 +222,7 @@ SessionTable::Offset SessionTable::store_turn(const TurnData& t, Offset protect)
 // ---------------------------------------------------------------- writes
 
 SessionTable::Publish SessionTable::publish(std::uint32_t db, std::uint64_t hash, std::string_view key,
-                                            const TurnData* turns, std::uint32_t n,
-                                            std::uint64_t seen_gen) noexcept {
+                                            const TurnData* turns, std::uint32_t n, std::uint64_t seen_gen) noexcept {
   if (generation(hash) != seen_gen) return Publish::Stale;
   if (find(db, hash, key) != Arena::kNull) return Publish::AlreadyCached;
   if (key.size() > 0xFFFF) return Publish::NoRoom;
@@ -259,7 +265,7 @@ bool SessionTable::apply_turn(std::uint32_t db, std::uint64_t hash, std::string_
   std::uint32_t idx = p->count;
   while (idx > 0 && turn(s, idx - 1).seq > t.seq) --idx;
   if (idx > 0 && turn(s, idx - 1).seq == t.seq) return true;  // already there (loaded after commit)
-  if (p->count == cap && idx == 0) return true;                // older than every cached turn
+  if (p->count == cap && idx == 0) return true;               // older than every cached turn
   if (p->count == cap) {  // the oldest leaves first, so the new turn may reuse its space
     Offset old = p->ring()[p->start];
     content_bytes_ -= arena_ptr()->as<TurnRecord>(old)->content_len;
@@ -276,8 +282,7 @@ bool SessionTable::apply_turn(std::uint32_t db, std::uint64_t hash, std::string_
     return false;
   }
   p = sess(s);
-  for (std::uint32_t j = p->count; j > idx; --j)
-    p->ring()[(p->start + j) % cap] = p->ring()[(p->start + j - 1) % cap];
+  for (std::uint32_t j = p->count; j > idx; --j) p->ring()[(p->start + j) % cap] = p->ring()[(p->start + j - 1) % cap];
   p->ring()[(p->start + idx) % cap] = r;
   ++p->count;
   lru_unlink(s);
@@ -355,8 +360,7 @@ bool SessionTable::check() const noexcept {
     ++n;
     prev = s;
   }
-  return prev == lru_tail_ && n == sessions_ && turns == turns_ && content == content_bytes_ &&
-         meta == meta_bytes_;
+  return prev == lru_tail_ && n == sessions_ && turns == turns_ && content == content_bytes_ && meta == meta_bytes_;
 }
 
 // ---------------------------------------------------------------- cache

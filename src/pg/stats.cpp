@@ -14,9 +14,9 @@ namespace {
 
 void put_row(void* ctx, const pg::StatsRow& r) {
   auto* rsinfo = static_cast<ReturnSetInfo*>(ctx);
-  Datum values[10] = {CStringGetTextDatum(r.tier), CStringGetTextDatum(r.name), Int64GetDatum(r.entries),
-                      Int64GetDatum(r.bytes),      Int64GetDatum(r.hits),       Int64GetDatum(r.misses),
-                      Int64GetDatum(r.stale_hits), Int64GetDatum(r.evictions),  Int64GetDatum(r.expirations),
+  Datum values[10] = {CStringGetTextDatum(r.tier),   CStringGetTextDatum(r.name), Int64GetDatum(r.entries),
+                      Int64GetDatum(r.bytes),        Int64GetDatum(r.hits),       Int64GetDatum(r.misses),
+                      Int64GetDatum(r.stale_hits),   Int64GetDatum(r.evictions),  Int64GetDatum(r.expirations),
                       Int64GetDatum(r.invalidations)};
   bool nulls[10] = {};
   tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);

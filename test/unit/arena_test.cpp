@@ -56,9 +56,7 @@ void expect_truthful(Arena* a) {
 }
 
 // Fill a live allocation's whole usable payload with one byte.
-void fill(Arena* a, Offset off, unsigned char byte) {
-  std::memset(a->ptr(off), byte, a->usable_size(off));
-}
+void fill(Arena* a, Offset off, unsigned char byte) { std::memset(a->ptr(off), byte, a->usable_size(off)); }
 
 bool holds(const Arena* a, Offset off, std::size_t len, unsigned char byte) {
   const auto* p = static_cast<const unsigned char*>(a->ptr(off));
@@ -88,8 +86,8 @@ TEST(ArenaCreate, RejectsNullMemory) {
 
 TEST(ArenaCreate, RejectsTooSmallRegion) {
   std::vector<std::uint64_t> buf(Arena::kMinRegion / 8);
-  for (std::size_t bytes : {std::size_t(0), std::size_t(1), std::size_t(8), std::size_t(1024),
-                            Arena::kMinRegion - 8, Arena::kMinRegion - 1}) {
+  for (std::size_t bytes : {std::size_t(0), std::size_t(1), std::size_t(8), std::size_t(1024), Arena::kMinRegion - 8,
+                            Arena::kMinRegion - 1}) {
     EXPECT_EQ(Arena::create(buf.data(), bytes), nullptr) << bytes;
   }
   EXPECT_NE(Arena::create(buf.data(), Arena::kMinRegion), nullptr);
@@ -144,15 +142,13 @@ TEST(ArenaCreate, OddSizesRoundDownToEightBytes) {
     EXPECT_TRUE(r.arena->check()) << bytes;
   }
   // capacity = region - control data - sentinel, for a range of sizes.
-  for (std::size_t bytes : {std::size_t(5000), std::size_t(12345), std::size_t(65537),
-                            std::size_t(1) << 20}) {
+  for (std::size_t bytes : {std::size_t(5000), std::size_t(12345), std::size_t(65537), std::size_t(1) << 20}) {
     EXPECT_EQ(capacity_for(bytes), base + ((bytes & ~std::size_t(7)) - Arena::kMinRegion)) << bytes;
   }
 }
 
 TEST(ArenaCreate, NeverWritesOutsideRegion) {
-  for (std::size_t bytes : {Arena::kMinRegion, Arena::kMinRegion + 3, std::size_t(10007),
-                            std::size_t(65536 + 5)}) {
+  for (std::size_t bytes : {Arena::kMinRegion, Arena::kMinRegion + 3, std::size_t(10007), std::size_t(65536 + 5)}) {
     constexpr std::size_t kGuard = 256;
     std::vector<std::uint64_t> buf((bytes + kGuard) / 8 + 1);
     auto* raw = reinterpret_cast<unsigned char*>(buf.data());
@@ -236,8 +232,7 @@ TEST(ArenaCreate, RelocatableByCopy) {
 
 TEST(ArenaCreate, ClampsToMaxRegion) {
   const std::size_t bytes = Arena::kMaxRegion + (std::size_t(1) << 20);
-  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
+  void* mem = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (mem == MAP_FAILED) GTEST_SKIP() << "cannot reserve " << bytes << " bytes of address space";
   Arena* a = Arena::create(mem, bytes);
   ASSERT_NE(a, nullptr);
@@ -360,9 +355,8 @@ TEST(ArenaBasic, OverheadIsHeaderPlusRounding) {
   struct Case {
     std::size_t n, block;
   };
-  const Case cases[] = {{0, 16},   {1, 16},   {7, 16},   {8, 16},     {9, 24},
-                        {16, 24},  {17, 32},  {120, 128}, {200, 208}, {1000, 1008},
-                        {1001, 1016}, {4096, 4104}};
+  const Case cases[] = {{0, 16},  {1, 16},    {7, 16},    {8, 16},      {9, 24},      {16, 24},
+                        {17, 32}, {120, 128}, {200, 208}, {1000, 1008}, {1001, 1016}, {4096, 4104}};
   for (const Case& c : cases) {
     const std::size_t before = a->used_bytes();
     const Offset off = a->allocate(c.n);
@@ -441,9 +435,17 @@ TEST(ArenaBasic, DoubleFreeAndStrayOffsetsAreIgnored) {
   a->free(x);  // double free of the merged block's head
   EXPECT_EQ(a->live_allocations(), 1u);
   EXPECT_TRUE(a->check());
-  const Offset stray[] = {1, 4, 7, 8, 16, static_cast<Offset>(z + 8), static_cast<Offset>(z + 3),
-                          static_cast<Offset>(a->capacity()), static_cast<Offset>(r.size),
-                          0x7FFFFFF8u, 0xFFFFFFF8u};
+  const Offset stray[] = {1,
+                          4,
+                          7,
+                          8,
+                          16,
+                          static_cast<Offset>(z + 8),
+                          static_cast<Offset>(z + 3),
+                          static_cast<Offset>(a->capacity()),
+                          static_cast<Offset>(r.size),
+                          0x7FFFFFF8u,
+                          0xFFFFFFF8u};
   for (Offset off : stray) {
     EXPECT_EQ(a->usable_size(off), 0u) << off;
     a->free(off);
@@ -503,8 +505,8 @@ TEST(ArenaIntegrity, PayloadWritesDoNotCorruptNeighbours) {
 // -------------------------------------------------------------- exhaustion
 
 TEST(ArenaExhaustion, ExhaustFreeAllAndReuse) {
-  for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(8), std::size_t(24),
-                        std::size_t(100), std::size_t(200), std::size_t(1000), std::size_t(4000)}) {
+  for (std::size_t n : {std::size_t(0), std::size_t(1), std::size_t(8), std::size_t(24), std::size_t(100),
+                        std::size_t(200), std::size_t(1000), std::size_t(4000)}) {
     Region r(1 << 17);
     Arena* a = r.arena;
     const std::size_t cap = a->capacity();
@@ -535,8 +537,7 @@ TEST(ArenaExhaustion, OversizedRequestsFail) {
   Arena* a = r.arena;
   const std::size_t cap = a->capacity();
   for (std::size_t n : {cap, cap - 7, cap + 1, std::size_t(1) << 31, std::size_t(1) << 32,
-                        std::numeric_limits<std::size_t>::max(),
-                        std::numeric_limits<std::size_t>::max() - 7}) {
+                        std::numeric_limits<std::size_t>::max(), std::numeric_limits<std::size_t>::max() - 7}) {
     EXPECT_EQ(a->allocate(n), Arena::kNull) << n;
   }
   EXPECT_EQ(a->used_bytes(), 0u);
@@ -676,8 +677,8 @@ TEST(ArenaCoalesceExact, MergesWithNextPreviousAndBoth) {
 // ------------------------------------------------------ largest_allocatable
 
 TEST(ArenaLargest, TruthfulOnFreshArenas) {
-  for (std::size_t bytes : {Arena::kMinRegion, std::size_t(5000), std::size_t(1) << 16,
-                            (std::size_t(1) << 20) + 24, std::size_t(3) << 20}) {
+  for (std::size_t bytes : {Arena::kMinRegion, std::size_t(5000), std::size_t(1) << 16, (std::size_t(1) << 20) + 24,
+                            std::size_t(3) << 20}) {
     Region r(bytes);
     Arena* a = r.arena;
     EXPECT_EQ(a->largest_allocatable(), a->capacity() - Arena::kHeader);
@@ -849,17 +850,17 @@ TEST(ArenaCheck, DetectsCorruption) {
     std::memcpy(&v, a->ptr(at), sizeof v);
     return v;
   };
-  EXPECT_FALSE(corrupted(z - 8, word(z - 8) | 1u));       // live block marked free
-  EXPECT_FALSE(corrupted(y - 8, word(y - 8) & ~1u));      // free block marked live
-  EXPECT_FALSE(corrupted(z - 8, word(z - 8) + 8));        // size grows
-  EXPECT_FALSE(corrupted(z - 8, 0));                      // size zero
-  EXPECT_FALSE(corrupted(z - 4, word(z - 4) + 8));        // prev-size tag wrong
-  EXPECT_FALSE(corrupted(y - 8, word(y - 8) | 2u));       // stray flag bit
-  EXPECT_FALSE(corrupted(w, 0));                          // list head loses its successor
-  EXPECT_FALSE(corrupted(w, w - 8));                      // list points at itself
-  EXPECT_FALSE(corrupted(y + 4, 0));                      // back link broken
-  EXPECT_FALSE(corrupted(w, z - 8));                      // list points at a live block
-  EXPECT_TRUE(corrupted(z, 0xDEADBEEF));                  // payload bytes are not metadata
+  EXPECT_FALSE(corrupted(z - 8, word(z - 8) | 1u));   // live block marked free
+  EXPECT_FALSE(corrupted(y - 8, word(y - 8) & ~1u));  // free block marked live
+  EXPECT_FALSE(corrupted(z - 8, word(z - 8) + 8));    // size grows
+  EXPECT_FALSE(corrupted(z - 8, 0));                  // size zero
+  EXPECT_FALSE(corrupted(z - 4, word(z - 4) + 8));    // prev-size tag wrong
+  EXPECT_FALSE(corrupted(y - 8, word(y - 8) | 2u));   // stray flag bit
+  EXPECT_FALSE(corrupted(w, 0));                      // list head loses its successor
+  EXPECT_FALSE(corrupted(w, w - 8));                  // list points at itself
+  EXPECT_FALSE(corrupted(y + 4, 0));                  // back link broken
+  EXPECT_FALSE(corrupted(w, z - 8));                  // list points at a live block
+  EXPECT_TRUE(corrupted(z, 0xDEADBEEF));              // payload bytes are not metadata
 }
 
 // ------------------------------------------------------------------- large

@@ -151,7 +151,7 @@ TEST(MapStoreBuild, InstallAndLookupBinaryEmptyAndUtf8) {
   Entries e;
   e.add("plain", "value-1");
   e.add(std::string("a\0b", 3), std::string("\x00\xff\x01\x80", 4));  // embedded NUL + high bytes
-  e.add("a", "just-a");                                                 // prefix of the binary key
+  e.add("a", "just-a");                                               // prefix of the binary key
   e.add("", "value-of-empty-key");
   e.add("empty-value", "");
   e.add("ключ", "значение");
@@ -232,8 +232,8 @@ TEST(MapStoreLookup, AbsentKeyIsNullViewAndCountsMiss) {
   e.add("y", "2");
   const int slot = put(s, 3, "m", e);
   ASSERT_NE(slot, MapStore::kNoSlot);
-  for (std::string_view k : {std::string_view("z"), std::string_view("xx"), std::string_view(""),
-                             std::string_view("X"), std::string_view("y\0", 2)}) {
+  for (std::string_view k : {std::string_view("z"), std::string_view("xx"), std::string_view(""), std::string_view("X"),
+                             std::string_view("y\0", 2)}) {
     std::string_view got = s->lookup(slot, k);
     EXPECT_EQ(got.data(), nullptr) << k;
     EXPECT_EQ(got.size(), 0u) << k;
@@ -450,8 +450,7 @@ TEST(MapStoreStats, BytesMatchesBlockWhenAllocatorDoesNotSplit) {
   ASSERT_TRUE(s->install(1, "c", vc, &old));
   const int slot = s->find(1, "c");
   EXPECT_EQ(s->lookup(slot, "k"), c.values[0]);
-  EXPECT_EQ(s->slot_stats(slot).bytes, delta)
-      << "slot_stats().bytes under-reports the block the version occupies";
+  EXPECT_EQ(s->slot_stats(slot).bytes, delta) << "slot_stats().bytes under-reports the block the version occupies";
   EXPECT_TRUE(s->check());
   s->free_version(vb);
   s->free_version(vf);
@@ -873,9 +872,8 @@ TEST(MapStoreLarge, HundredThousandEntries) {
   EXPECT_TRUE(s->check());
 
   using ms = std::chrono::duration<double, std::milli>;
-  std::cout << "[ MapStore ] 100k entries: version_bytes=" << vb << " (" << vb / (1024.0 * 1024.0)
-            << " MiB), build " << ms(t1 - t0).count() << " ms, 100k hit lookups " << ms(t3 - t2).count()
-            << " ms" << std::endl;
+  std::cout << "[ MapStore ] 100k entries: version_bytes=" << vb << " (" << vb / (1024.0 * 1024.0) << " MiB), build "
+            << ms(t1 - t0).count() << " ms, 100k hit lookups " << ms(t3 - t2).count() << " ms" << std::endl;
 
   // A second 100k version builds beside the first (region holds two), then swaps.
   for (std::size_t i = 0; i < kN; ++i) e.values[i][1] = 'I';

@@ -21,10 +21,18 @@ namespace agentcache::core {
 // Readable gtest failure messages.
 inline void PrintTo(SessionTable::Publish p, std::ostream* os) {
   switch (p) {
-    case SessionTable::Publish::Published: *os << "Published"; return;
-    case SessionTable::Publish::AlreadyCached: *os << "AlreadyCached"; return;
-    case SessionTable::Publish::Stale: *os << "Stale"; return;
-    case SessionTable::Publish::NoRoom: *os << "NoRoom"; return;
+    case SessionTable::Publish::Published:
+      *os << "Published";
+      return;
+    case SessionTable::Publish::AlreadyCached:
+      *os << "AlreadyCached";
+      return;
+    case SessionTable::Publish::Stale:
+      *os << "Stale";
+      return;
+    case SessionTable::Publish::NoRoom:
+      *os << "NoRoom";
+      return;
   }
   *os << "Publish(" << static_cast<int>(p) << ")";
 }
@@ -222,8 +230,10 @@ std::vector<Key> publish_until_eviction(SessionTable& t, const std::string& pref
   bool seen_present = false;
   for (const Key& k : in_publish_order) {
     bool c = cached(t, k);
-    if (c) seen_present = true;
-    else if (seen_present) return ::testing::AssertionFailure() << k.key << " evicted while an older one survived";
+    if (c)
+      seen_present = true;
+    else if (seen_present)
+      return ::testing::AssertionFailure() << k.key << " evicted while an older one survived";
   }
   return ::testing::AssertionSuccess();
 }
@@ -478,9 +488,9 @@ TEST(SessionTableRing, TurnFieldsAreCopied) {
   Key k = K(9, "fields");
   std::vector<Turn> turns(7);
   turns[0] = {1, -123456789, Role::System, "h\xC3\xA9llo \xE2\x9C\x93 \xF0\x9F\x98\x80", false, ""};
-  turns[1] = {2, 0, Role::User, "", false, ""};                                   // empty content
+  turns[1] = {2, 0, Role::User, "", false, ""};  // empty content
   turns[2] = {3, 42, Role::Assistant, "with meta", true, "{\"k\": [1, 2]}"};
-  turns[3] = {4, 43, Role::Tool, "empty meta", true, ""};                         // has_meta, empty
+  turns[3] = {4, 43, Role::Tool, "empty meta", true, ""};                       // has_meta, empty
   turns[4] = {5, 44, Role::User, "no meta", false, "this must not be stored"};  // meta ignored
   turns[5] = {6, INT64_MAX, Role::Assistant, std::string("nul\0inside", 10), true, std::string("\0\1\2", 3)};
   turns[6] = {7, INT64_MIN, Role::Tool, std::string(3000, '\xE2'), false, ""};
@@ -775,9 +785,7 @@ TEST(SessionTableLru, TouchedSessionGetsASecondChance) {
   // had to evict).
   std::vector<std::string> order = lru_keys(*t);
   ASSERT_GE(order.size(), 2u);
-  auto pos = [&](const std::string& key) {
-    return std::find(order.begin(), order.end(), key) - order.begin();
-  };
+  auto pos = [&](const std::string& key) { return std::find(order.begin(), order.end(), key) - order.begin(); };
   EXPECT_LE(pos(a.key), 1);
   EXPECT_LE(pos(trigger.key), 1);
   for (const Key& r : rest) {
@@ -816,7 +824,8 @@ TEST(SessionTableLru, AllTouchedStillEvictsTheOldest) {
     if (key != "new") survivors.push_back(key);
   }
   ASSERT_EQ(survivors.size() + 1, order.size());
-  std::vector<std::string> expect(order_before.begin(), order_before.begin() + static_cast<std::ptrdiff_t>(survivors.size()));
+  std::vector<std::string> expect(order_before.begin(),
+                                  order_before.begin() + static_cast<std::ptrdiff_t>(survivors.size()));
   EXPECT_EQ(survivors, expect);
 }
 
@@ -843,7 +852,8 @@ TEST(SessionTableLru, EvictionsCountedAndReset) {
   Table t(kSmall, 4);
   int next = 0;
   std::vector<Key> all = publish_until_eviction(*t, "s", &next);
-  for (int i = 0; i < 20; ++i) ASSERT_EQ(publish(*t, K(1, "s" + std::to_string(next++)), mk_range(1, 4, 1000)), Publish::Published);
+  for (int i = 0; i < 20; ++i)
+    ASSERT_EQ(publish(*t, K(1, "s" + std::to_string(next++)), mk_range(1, 4, 1000)), Publish::Published);
   SessionStats st = stats(*t);
   EXPECT_EQ(st.evictions, static_cast<std::uint64_t>(next) - st.sessions);
   EXPECT_GE(st.evictions, 20u);
@@ -995,8 +1005,10 @@ TEST(SessionTableExhaustion, RandomChurnStaysConsistent) {
         break;
       }
       default:
-        if (rng() % 2) t->drop(k.db, k.hash, k.key);
-        else t->invalidate(k.db, k.hash, k.key);
+        if (rng() % 2)
+          t->drop(k.db, k.hash, k.key);
+        else
+          t->invalidate(k.db, k.hash, k.key);
         ASSERT_FALSE(cached(*t, k));
     }
     ASSERT_TRUE(t->check()) << "op " << op;
@@ -1085,8 +1097,8 @@ TEST(SessionTableKeys, SameKeyInTwoDatabasesIsTwoSessions) {
 TEST(SessionTableKeys, DifferentKeysWithTheSameHash) {
   Table t(kSmall, 4);
   const std::uint64_t H = 0xABCDEF0123456789ULL;
-  std::vector<Key> keys = {KH(1, "a", H), KH(1, "b", H), KH(1, "ab", H), KH(1, "", H), KH(1, "abc", H),
-                           KH(1, std::string("a\0", 2), H)};
+  std::vector<Key> keys = {KH(1, "a", H), KH(1, "b", H),   KH(1, "ab", H),
+                           KH(1, "", H),  KH(1, "abc", H), KH(1, std::string("a\0", 2), H)};
   for (std::size_t i = 0; i < keys.size(); ++i)
     ASSERT_EQ(publish(*t, keys[i], {mk(static_cast<std::int64_t>(i + 1))}), Publish::Published) << i;
   std::set<Offset> offs;
@@ -1300,7 +1312,10 @@ TEST(SessionTableConcurrency, SharedReadersFindTouchAndRead) {
       for (int it = 0; it < 20000; ++it) {
         const Key& k = keys[static_cast<std::size_t>((it * 7 + th) % 50)];
         Offset s = find(ct, k);
-        if (s == kNull) { ++bad; continue; }
+        if (s == kNull) {
+          ++bad;
+          continue;
+        }
         ct.touch(s);
         std::uint32_t n = ct.turn_count(s);
         if (n != 8 || ct.turn(s, it % 8).content_view() != content_for(it % 8 + 1)) ++bad;
@@ -1333,8 +1348,10 @@ TEST(SessionTableModel, RandomOperationsMatchTheCommittedLog) {
   for (int i = 0; i < 40; ++i) {
     std::uint32_t db = 1 + static_cast<std::uint32_t>(i % 3);
     std::string key = "m" + std::to_string(i % 20);  // same key in several dbs
-    if (i < 6) ss.push_back({KH(db, key, 0x5151515151ULL), {}, 1, {}});  // one hash chain
-    else ss.push_back({K(db, key), {}, 1, {}});
+    if (i < 6)
+      ss.push_back({KH(db, key, 0x5151515151ULL), {}, 1, {}});  // one hash chain
+    else
+      ss.push_back({K(db, key), {}, 1, {}});
   }
   auto random_turn = [&](std::int64_t seq) {
     Turn x;
@@ -1342,7 +1359,8 @@ TEST(SessionTableModel, RandomOperationsMatchTheCommittedLog) {
     x.created_at = static_cast<std::int64_t>(rng() % 1000000);
     x.role = static_cast<Role>(rng() % 4);
     std::size_t n = rng() % 1000;
-    for (std::size_t i = 0; i < n; ++i) x.content.push_back(rng() % 5 == 0 ? '\xC3' : 'a' + static_cast<char>(rng() % 26));
+    for (std::size_t i = 0; i < n; ++i)
+      x.content.push_back(rng() % 5 == 0 ? '\xC3' : 'a' + static_cast<char>(rng() % 26));
     x.has_meta = rng() % 2;
     if (x.has_meta) x.meta = std::string(rng() % 40, 'm');
     return x;

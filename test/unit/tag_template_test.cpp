@@ -22,8 +22,7 @@ TagTemplate must_parse(std::string_view t) {
 }
 
 // Renders with values from a map; a missing key is NULL.
-std::optional<std::string> render_map(const TagTemplate& tt,
-                                      const std::map<std::string, std::string>& m) {
+std::optional<std::string> render_map(const TagTemplate& tt, const std::map<std::string, std::string>& m) {
   return tt.render([&](const std::string& col) -> std::optional<std::string> {
     auto it = m.find(col);
     if (it == m.end()) return std::nullopt;
@@ -63,8 +62,7 @@ TEST(TagTemplateParse, TwoPlaceholders) {
   TagTemplate tt = must_parse("sku:{sku}:{region}");
   expect_parts(tt, {{false, "sku:"}, {true, "sku"}, {false, ":"}, {true, "region"}});
   EXPECT_EQ(tt.columns(), (std::vector<std::string>{"sku", "region"}));
-  EXPECT_EQ(render_map(tt, {{"sku", "A-1"}, {"region", "eu"}}),
-            std::optional<std::string>("sku:A-1:eu"));
+  EXPECT_EQ(render_map(tt, {{"sku", "A-1"}, {"region", "eu"}}), std::optional<std::string>("sku:A-1:eu"));
 }
 
 TEST(TagTemplateParse, AdjacentPlaceholders) {
@@ -125,8 +123,7 @@ TEST(TagTemplateParse, UnusualColumnNames) {
 
   TagTemplate q = must_parse("{\"Quoted\"}:{it's}:{a:b}");
   EXPECT_EQ(q.columns(), (std::vector<std::string>{"\"Quoted\"", "it's", "a:b"}));
-  EXPECT_EQ(render_map(q, {{"\"Quoted\"", "q"}, {"it's", "i"}, {"a:b", "c"}}),
-            std::optional<std::string>("q:i:c"));
+  EXPECT_EQ(render_map(q, {{"\"Quoted\"", "q"}, {"it's", "i"}, {"a:b", "c"}}), std::optional<std::string>("q:i:c"));
 
   TagTemplate blank = must_parse("{ }");
   expect_parts(blank, {{true, " "}});
@@ -251,9 +248,12 @@ std::optional<std::string> reference_render(const std::string& t) {
   for (char c : t) {
     switch (s) {
       case kText:
-        if (c == '{') s = kOpen;
-        else if (c == '}') s = kClose;
-        else out += c;
+        if (c == '{')
+          s = kOpen;
+        else if (c == '}')
+          s = kClose;
+        else
+          out += c;
         break;
       case kOpen:  // after a '{' in text
         if (c == '{') {
@@ -343,8 +343,10 @@ TEST(TagTemplateRandom, GeneratedPartsRoundTrip) {
       } else {
         for (int i = 0; i < n; ++i) text += lit_chars[rng() % sizeof lit_chars];
         for (char c : text) tmpl += (c == '{' || c == '}') ? std::string(2, c) : std::string(1, c);
-        if (!want.empty() && !want.back().is_column) want.back().text += text;
-        else want.push_back({false, text});
+        if (!want.empty() && !want.back().is_column)
+          want.back().text += text;
+        else
+          want.push_back({false, text});
       }
     }
     SCOPED_TRACE("template '" + tmpl + "'");

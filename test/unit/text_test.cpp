@@ -63,17 +63,17 @@ TEST(TextUtf8Chars, EmbeddedNulIsACharacter) {
 }
 
 TEST(TextUtf8Chars, TwoByteSequences) {
-  EXPECT_EQ(ac::utf8_chars("\xC3\xA9"), 1u);                // é U+00E9
-  EXPECT_EQ(ac::utf8_chars("\xC2\x80"), 1u);                // U+0080 (lowest)
-  EXPECT_EQ(ac::utf8_chars("\xDF\xBF"), 1u);                // U+07FF (highest)
-  EXPECT_EQ(ac::utf8_chars("caf\xC3\xA9"), 4u);             // café
+  EXPECT_EQ(ac::utf8_chars("\xC3\xA9"), 1u);                  // é U+00E9
+  EXPECT_EQ(ac::utf8_chars("\xC2\x80"), 1u);                  // U+0080 (lowest)
+  EXPECT_EQ(ac::utf8_chars("\xDF\xBF"), 1u);                  // U+07FF (highest)
+  EXPECT_EQ(ac::utf8_chars("caf\xC3\xA9"), 4u);               // café
   EXPECT_EQ(ac::utf8_chars("\xD0\x9F\xD1\x80\xD0\xB8"), 3u);  // При
 }
 
 TEST(TextUtf8Chars, ThreeByteSequences) {
-  EXPECT_EQ(ac::utf8_chars("\xE2\x9C\x93"), 1u);  // ✓ U+2713
-  EXPECT_EQ(ac::utf8_chars("\xE0\xA0\x80"), 1u);  // U+0800 (lowest)
-  EXPECT_EQ(ac::utf8_chars("\xEF\xBF\xBF"), 1u);  // U+FFFF
+  EXPECT_EQ(ac::utf8_chars("\xE2\x9C\x93"), 1u);                          // ✓ U+2713
+  EXPECT_EQ(ac::utf8_chars("\xE0\xA0\x80"), 1u);                          // U+0800 (lowest)
+  EXPECT_EQ(ac::utf8_chars("\xEF\xBF\xBF"), 1u);                          // U+FFFF
   EXPECT_EQ(ac::utf8_chars("\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E"), 3u);  // 日本語
 }
 
@@ -305,9 +305,9 @@ TEST(TextRole, ParsesExactlyTheFourNames) {
 }
 
 TEST(TextRole, RejectsEverythingElse) {
-  for (std::string_view bad : {"User"sv, "USER"sv, "Assistant"sv, "SYSTEM"sv, "Tool"sv, ""sv, " user"sv,
-                               "user "sv, "users"sv, "use"sv, "assist"sv, "assistants"sv, "function"sv,
-                               "developer"sv, "user\0"sv, "\0user"sv, "tool\n"sv, "sys tem"sv, "0"sv}) {
+  for (std::string_view bad : {"User"sv, "USER"sv, "Assistant"sv, "SYSTEM"sv, "Tool"sv, ""sv, " user"sv, "user "sv,
+                               "users"sv, "use"sv, "assist"sv, "assistants"sv, "function"sv, "developer"sv, "user\0"sv,
+                               "\0user"sv, "tool\n"sv, "sys tem"sv, "0"sv}) {
     SCOPED_TRACE(std::string(bad));
     EXPECT_FALSE(ac::parse_role(bad).has_value());
   }

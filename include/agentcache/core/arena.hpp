@@ -16,9 +16,9 @@ namespace agentcache::core {
 class Arena {
  public:
   using Offset = std::uint32_t;
-  static constexpr Offset kNull = 0;          // never a valid allocation
-  static constexpr std::size_t kAlign = 8;    // every payload is 8-byte aligned
-  static constexpr std::size_t kHeader = 8;   // bytes of bookkeeping per live allocation
+  static constexpr Offset kNull = 0;         // never a valid allocation
+  static constexpr std::size_t kAlign = 8;   // every payload is 8-byte aligned
+  static constexpr std::size_t kHeader = 8;  // bytes of bookkeeping per live allocation
   static constexpr std::size_t kMinRegion = 4096;
   static constexpr std::size_t kMaxRegion = std::size_t(1) << 31;  // 2 GiB
 
@@ -35,8 +35,14 @@ class Arena {
 
   void* ptr(Offset off) noexcept { return reinterpret_cast<char*>(this) + off; }
   const void* ptr(Offset off) const noexcept { return reinterpret_cast<const char*>(this) + off; }
-  template <class T> T* as(Offset off) noexcept { return static_cast<T*>(ptr(off)); }
-  template <class T> const T* as(Offset off) const noexcept { return static_cast<const T*>(ptr(off)); }
+  template <class T>
+  T* as(Offset off) noexcept {
+    return static_cast<T*>(ptr(off));
+  }
+  template <class T>
+  const T* as(Offset off) const noexcept {
+    return static_cast<const T*>(ptr(off));
+  }
 
   // Usable payload bytes of a live allocation (>= the n asked for).
   std::size_t usable_size(Offset off) const noexcept;
@@ -52,7 +58,7 @@ class Arena {
   bool check() const noexcept;
 
   // Implementation constants (public for tests).
-  static constexpr int kSlLog2 = 4;                 // 16 second-level lists
+  static constexpr int kSlLog2 = 4;  // 16 second-level lists
   static constexpr int kSlCount = 1 << kSlLog2;
   static constexpr int kFlCount = 32;
 
@@ -80,12 +86,12 @@ class Arena {
   bool is_live_block(Offset payload) const noexcept;
 
   // control data
-  std::uint32_t capacity_ = 0;     // bytes from first_block_ to the sentinel (sum of all block sizes)
-  std::uint32_t used_ = 0;         // sum of sizes of live (allocated) blocks
-  std::uint32_t live_ = 0;         // number of live allocations
-  std::uint32_t first_block_ = 0;  // offset of the first physical block
-  std::uint32_t end_ = 0;          // offset of the sentinel header (one past the last block)
-  std::uint32_t fl_bitmap_ = 0;    // bit f set <=> sl_bitmap_[f] != 0
+  std::uint32_t capacity_ = 0;              // bytes from first_block_ to the sentinel (sum of all block sizes)
+  std::uint32_t used_ = 0;                  // sum of sizes of live (allocated) blocks
+  std::uint32_t live_ = 0;                  // number of live allocations
+  std::uint32_t first_block_ = 0;           // offset of the first physical block
+  std::uint32_t end_ = 0;                   // offset of the sentinel header (one past the last block)
+  std::uint32_t fl_bitmap_ = 0;             // bit f set <=> sl_bitmap_[f] != 0
   std::uint32_t sl_bitmap_[kFlCount] = {};  // bit s of [f] set <=> heads_[f][s] != kNull
   Offset heads_[kFlCount][kSlCount] = {};   // free-list heads per (first, second) level class
 };

@@ -49,8 +49,8 @@ struct Value {
 Value from_root(const char* root, std::uint32_t root_len) noexcept;
 
 struct Turn {
-  std::string_view at;       // rendered timestamp
-  Value seq;                 // numeric
+  std::string_view at;  // rendered timestamp
+  Value seq;            // numeric
   bool has_meta = false;
   Value meta;
   std::string_view role;

@@ -51,10 +51,10 @@ struct TurnRecord {
 struct SessionStats {
   std::uint64_t sessions = 0;
   std::uint64_t turns = 0;
-  std::uint64_t used_bytes = 0;    // arena bytes in live blocks
-  std::uint64_t content_bytes = 0; // sum of content_len of cached turns
-  std::uint64_t meta_bytes = 0;    // sum of meta_len of cached turns
-  std::uint64_t capacity = 0;      // arena bytes available
+  std::uint64_t used_bytes = 0;     // arena bytes in live blocks
+  std::uint64_t content_bytes = 0;  // sum of content_len of cached turns
+  std::uint64_t meta_bytes = 0;     // sum of meta_len of cached turns
+  std::uint64_t capacity = 0;       // arena bytes available
   std::uint64_t hits = 0, misses = 0, evictions = 0, invalidations = 0;
 };
 
@@ -83,8 +83,8 @@ class SessionTable {
   enum class Publish { Published, AlreadyCached, Stale, NoRoom };
   // Cache a session loaded from the table (turns oldest first, at most
   // ring_capacity) unless the key's generation moved since `seen_gen`.
-  Publish publish(std::uint32_t db, std::uint64_t hash, std::string_view key, const TurnData* turns,
-                  std::uint32_t n, std::uint64_t seen_gen) noexcept;
+  Publish publish(std::uint32_t db, std::uint64_t hash, std::string_view key, const TurnData* turns, std::uint32_t n,
+                  std::uint64_t seen_gen) noexcept;
   // A committed turn: bumps the generation; if the session is cached, inserts
   // the turn in seq order (an existing seq is left as is; a turn older than a
   // full ring's oldest is ignored). If it cannot be stored the session is
@@ -105,7 +105,8 @@ class SessionTable {
   void add_stats(SessionStats& st) const noexcept;  // shared lock
 
   // Sessions in LRU order, most recent first (tests / debugging; shared lock).
-  template <class F> void for_each_lru(F f) const {
+  template <class F>
+  void for_each_lru(F f) const {
     for (Offset s = lru_head_; s != Arena::kNull; s = lru_next(s)) f(s);
   }
   std::string_view key_of(Offset s) const noexcept;
@@ -145,8 +146,7 @@ class SessionCache {
  public:
   static constexpr std::uint32_t kMaxPartitions = 64;
   // Region bytes for a cache whose tables together get `total_bytes`.
-  static std::size_t footprint(std::size_t total_bytes, std::uint32_t partitions,
-                               std::uint32_t ring_capacity) noexcept;
+  static std::size_t footprint(std::size_t total_bytes, std::uint32_t partitions, std::uint32_t ring_capacity) noexcept;
   static SessionCache* create(void* mem, std::size_t total_bytes, std::uint32_t partitions,
                               std::uint32_t ring_capacity) noexcept;
 

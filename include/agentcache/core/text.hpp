@@ -74,10 +74,14 @@ inline std::optional<Role> parse_role(std::string_view s) noexcept {
 
 inline std::string_view role_name(Role r) noexcept {
   switch (r) {
-    case Role::User: return "user";
-    case Role::Assistant: return "assistant";
-    case Role::System: return "system";
-    case Role::Tool: return "tool";
+    case Role::User:
+      return "user";
+    case Role::Assistant:
+      return "assistant";
+    case Role::System:
+      return "system";
+    case Role::Tool:
+      return "tool";
   }
   return "user";
 }

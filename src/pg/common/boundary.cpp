@@ -52,8 +52,7 @@ void capture_current_exception(CaughtError& out) noexcept {
 void raise_caught(const CaughtError& c) {
   if (c.edata != nullptr) ReThrowError(c.edata);
   ereport(ERROR, (errcode(c.sqlstate), errmsg_internal("%s", c.msg),
-                  c.detail[0] ? errdetail_internal("%s", c.detail) : 0,
-                  c.hint[0] ? errhint("%s", c.hint) : 0));
+                  c.detail[0] ? errdetail_internal("%s", c.detail) : 0, c.hint[0] ? errhint("%s", c.hint) : 0));
   pg_unreachable();
 }
 

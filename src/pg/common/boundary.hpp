@@ -154,9 +154,9 @@ class LWLockGuard {
 }  // namespace agentcache::pg
 
 // Declares an SQL-callable C function with C linkage.
-#define AGENTCACHE_FUNCTION(name)          \
-  extern "C" {                             \
+#define AGENTCACHE_FUNCTION(name)           \
+  extern "C" {                              \
   PGDLLEXPORT Datum name(PG_FUNCTION_ARGS); \
-  PG_FUNCTION_INFO_V1(name);               \
-  }                                        \
+  PG_FUNCTION_INFO_V1(name);                \
+  }                                         \
   Datum name(PG_FUNCTION_ARGS)

@@ -33,7 +33,8 @@ inline int64 positive_interval_usecs(const Interval* iv, const char* what) {
 // 22023 if the interval argument `what` is negative.
 inline int64 nonnegative_interval_usecs(const Interval* iv, const char* what) {
   const int64 us = interval_usecs(iv);
-  if (us < 0) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, textf(FMT_STRING("{} must not be negative"), what).c_str());
+  if (us < 0)
+    throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, textf(FMT_STRING("{} must not be negative"), what).c_str());
   return us;
 }
 

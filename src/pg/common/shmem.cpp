@@ -62,9 +62,10 @@ bool preloaded() noexcept { return g_hooks && g_attached; }
 
 void require(const char* what) {
   if (preloaded()) return;
-  throw sql_error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                  textf<256>(FMT_STRING("{} requires agentcache to be loaded via shared_preload_libraries"), what).c_str(),
-                  nullptr, "Add shared_preload_libraries = 'agentcache' to postgresql.conf and restart the server.");
+  throw sql_error(
+      ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+      textf<256>(FMT_STRING("{} requires agentcache to be loaded via shared_preload_libraries"), what).c_str(), nullptr,
+      "Add shared_preload_libraries = 'agentcache' to postgresql.conf and restart the server.");
 }
 
 GucContext startup_context() noexcept {

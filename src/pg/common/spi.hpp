@@ -53,16 +53,16 @@ inline int spi_exec(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Da
 // The same on a given snapshot (e.g. GetLatestSnapshot()). For a writing
 // statement SPI copies it and advances its command id, so the transaction's
 // own earlier changes stay visible.
-inline int spi_exec_snapshot(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Datum* values,
-                             const char* nulls, Snapshot snap, bool read_only, long tcount) {
-  return SPI_execute_snapshot(kept_plan(slot, sql, nargs, types), values, nulls, snap, InvalidSnapshot, read_only,
-                              true, tcount);
+inline int spi_exec_snapshot(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Datum* values, const char* nulls,
+                             Snapshot snap, bool read_only, long tcount) {
+  return SPI_execute_snapshot(kept_plan(slot, sql, nargs, types), values, nulls, snap, InvalidSnapshot, read_only, true,
+                              tcount);
 }
 
 // On a fresh snapshot: what a statement run after waiting for a lock must see
 // even in REPEATABLE READ / SERIALIZABLE (rows committed while it waited).
-inline int spi_exec_latest(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Datum* values,
-                           const char* nulls, bool read_only, long tcount) {
+inline int spi_exec_latest(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Datum* values, const char* nulls,
+                           bool read_only, long tcount) {
   return spi_exec_snapshot(slot, sql, nargs, types, values, nulls, GetLatestSnapshot(), read_only, tcount);
 }
 

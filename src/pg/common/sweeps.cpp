@@ -48,9 +48,9 @@ bool link_attach(void* base, bool found, LWLockPadded* locks) {
 }  // namespace
 
 void init() {
-  DefineCustomIntVariable("agentcache.sweep_interval", "How often the background worker sweeps expired rows.",
-                          nullptr, &sweep_interval_ms, 10 * 1000, 100, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
-                          nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.sweep_interval", "How often the background worker sweeps expired rows.", nullptr,
+                          &sweep_interval_ms, 10 * 1000, 100, 24 * 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                          nullptr, nullptr);
   if (process_shared_preload_libraries_in_progress)
     shmem::add_region(shmem::Region{"agentcache_worker", link_size, 1, link_attach});
 }

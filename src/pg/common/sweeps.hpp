@@ -28,8 +28,8 @@ void register_cycle(const char* name, CycleFn fn);
 extern int sweep_interval_ms;  // agentcache.sweep_interval (sighup)
 
 // For the worker.
-void run_sweeps();  // every sweep, then records last_sweep
-int64 run_cycles(bool first);  // every cycle; the smallest delay they asked for
+void run_sweeps();               // every sweep, then records last_sweep
+int64 run_cycles(bool first);    // every cycle; the smallest delay they asked for
 void worker_started() noexcept;  // publishes MyProcPid and MyLatch
 void worker_exited() noexcept;
 

@@ -44,12 +44,12 @@ Outcome take_fingerprint(std::string_view id, const char* fp, Taken* taken) {
   static SPIPlanPtr plan = nullptr;
   Oid types[2] = {TEXTOID, TEXTOID};
   Datum values[2] = {CStringGetTextDatum(fp), pg::text_datum(id)};
-  const int rc = pg::spi_exec_snapshot(
-      &plan,
-      "SELECT 1 FROM agentcache.dedup WHERE fingerprint OPERATOR(pg_catalog.=) $1"
-      " AND message_id OPERATOR(pg_catalog.<>) $2 AND state OPERATOR(pg_catalog.=) 'completed'"
-      " AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()",
-      2, types, values, nullptr, GetLatestSnapshot(), true, 1);
+  const int rc =
+      pg::spi_exec_snapshot(&plan,
+                            "SELECT 1 FROM agentcache.dedup WHERE fingerprint OPERATOR(pg_catalog.=) $1"
+                            " AND message_id OPERATOR(pg_catalog.<>) $2 AND state OPERATOR(pg_catalog.=) 'completed'"
+                            " AND expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp()",
+                            2, types, values, nullptr, GetLatestSnapshot(), true, 1);
   pg::spi_check(rc, SPI_OK_SELECT, "reading agentcache.dedup");
   if (SPI_processed > 0) return Outcome::Duplicate;  // creates no row and keeps no claim
   const LOCKTAG ft = claims::fingerprint_tag(fp);
@@ -103,13 +103,12 @@ int32 record_claim(std::string_view id, const char* fp, int64 within_us) {
 
 // The decision, inside SPI. `held`: the caller held the claim before this
 // call; `releasing`: it completed or failed it earlier in this transaction.
-BeginResult decide(std::string_view id, const LOCKTAG& tag, bool held, bool releasing, const char* fp,
-                   int64 within_us, Taken* taken) {
+BeginResult decide(std::string_view id, const LOCKTAG& tag, bool held, bool releasing, const char* fp, int64 within_us,
+                   Taken* taken) {
   if (!held) {
     // another live backend holds it — or has just completed it and not yet
     // released it at its commit
-    if (!claims::try_take(tag))
-      return {completed_in_window(id) ? Outcome::Duplicate : Outcome::InProgress, 0, false};
+    if (!claims::try_take(tag)) return {completed_in_window(id) ? Outcome::Duplicate : Outcome::InProgress, 0, false};
     taken->claim = true;
   }
   const bool mine = held && !releasing;
@@ -147,9 +146,15 @@ BeginResult begin(std::string_view id, const text* conversation, const text* bod
     if (fp != nullptr) claims::keep(claims::fingerprint_tag(fp));
   }
   switch (r.outcome) {
-    case Outcome::Acquired: count(&Counters::acquired); break;
-    case Outcome::InProgress: count(&Counters::in_progress); break;
-    case Outcome::Duplicate: count(&Counters::duplicate); break;
+    case Outcome::Acquired:
+      count(&Counters::acquired);
+      break;
+    case Outcome::InProgress:
+      count(&Counters::in_progress);
+      break;
+    case Outcome::Duplicate:
+      count(&Counters::duplicate);
+      break;
   }
   return r;
 }

@@ -59,9 +59,9 @@ void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, vo
   if (event == SUBXACT_EVENT_ABORT_SUB) {
     for (const Pending& p : g_pending)
       if (p.nest_level >= level && p.op == Op::TakenHere) release(p.tag);
-    g_pending.erase(std::remove_if(g_pending.begin(), g_pending.end(),
-                                   [&](const Pending& p) { return p.nest_level >= level; }),
-                    g_pending.end());
+    g_pending.erase(
+        std::remove_if(g_pending.begin(), g_pending.end(), [&](const Pending& p) { return p.nest_level >= level; }),
+        g_pending.end());
   } else if (event == SUBXACT_EVENT_COMMIT_SUB) {
     for (Pending& p : g_pending)
       if (p.nest_level >= level) p.nest_level = level - 1;

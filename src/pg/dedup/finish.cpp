@@ -46,9 +46,10 @@ char* record_outcome(std::string_view id, bool ok, const text* error) {
 void finish(std::string_view id, bool ok, const text* error) {
   const LOCKTAG tag = claims::claim_tag(id);
   if (!claims::held(tag))
-    throw pg::sql_error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                        pg::textf<320>(FMT_STRING("this session does not hold the claim on message \"{}\""), id).c_str(),
-                        nullptr, "Call agentcache.dedup_begin() first, in this database session.");
+    throw pg::sql_error(
+        ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        pg::textf<320>(FMT_STRING("this session does not hold the claim on message \"{}\""), id).c_str(), nullptr,
+        "Call agentcache.dedup_begin() first, in this database session.");
   const char* fp = pg::with_spi([&] { return record_outcome(id, ok, error); });
   if (fp != nullptr) {
     const LOCKTAG ft = claims::fingerprint_tag(fp);

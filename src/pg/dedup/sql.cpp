@@ -12,9 +12,12 @@ namespace agentcache::dedup {
 
 const char* outcome_name(Outcome o) {
   switch (o) {
-    case Outcome::Acquired: return "acquired";
-    case Outcome::InProgress: return "in_progress";
-    case Outcome::Duplicate: return "duplicate";
+    case Outcome::Acquired:
+      return "acquired";
+    case Outcome::InProgress:
+      return "in_progress";
+    case Outcome::Duplicate:
+      return "duplicate";
   }
   return "in_progress";
 }
@@ -79,12 +82,12 @@ AGENTCACHE_FUNCTION(agentcache_dedup_state) {
       static SPIPlanPtr plan = nullptr;
       Oid types[1] = {TEXTOID};
       Datum values[1] = {pg::text_datum(id)};
-      const int rc = pg::spi_exec(
-          &plan,
-          "SELECT state, holder_pid, attempts, fingerprint, error, updated_at FROM agentcache.dedup"
-          " WHERE message_id OPERATOR(pg_catalog.=) $1"
-          " AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp())",
-          1, types, values, nullptr, true, 1);
+      const int rc =
+          pg::spi_exec(&plan,
+                       "SELECT state, holder_pid, attempts, fingerprint, error, updated_at FROM agentcache.dedup"
+                       " WHERE message_id OPERATOR(pg_catalog.=) $1"
+                       " AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp())",
+                       1, types, values, nullptr, true, 1);
       pg::spi_check(rc, SPI_OK_SELECT, "reading agentcache.dedup");
       for (uint64 i = 0; i < SPI_processed; ++i) {
         Datum v[6];

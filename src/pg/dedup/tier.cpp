@@ -35,8 +35,8 @@ Size region_size() { return sizeof(Counters); }
 bool attach(void* base, bool found, LWLockPadded*) {
   g_counters = static_cast<Counters*>(base);
   if (!found)
-    for (pg_atomic_uint64* a : {&g_counters->acquired, &g_counters->in_progress, &g_counters->duplicate,
-                                &g_counters->expirations})
+    for (pg_atomic_uint64* a :
+         {&g_counters->acquired, &g_counters->in_progress, &g_counters->duplicate, &g_counters->expirations})
       pg_atomic_init_u64(a, 0);
   return true;
 }

@@ -51,15 +51,15 @@ bool get(const char* name, bool for_update, MapDef* out) {
 
 void upsert(const MapDef& d, Datum refresh, int64 entries) {
   Oid types[6] = {TEXTOID, TEXTOID, INTERVALOID, OIDOID, TEXTOID, INT8OID};
-  Datum values[6] = {CStringGetTextDatum(d.name),        CStringGetTextDatum(d.query), refresh,
-                     ObjectIdGetDatum(d.owner),          CStringGetTextDatum(d.search_path),
-                     Int64GetDatum(entries)};
-  exec("INSERT INTO agentcache.maps AS m (name, query, refresh, owner, search_path, last_refresh, last_error, entries)"
-       " VALUES ($1, $2, $3, $4::pg_catalog.regrole, $5, pg_catalog.now(), NULL, $6)"
-       " ON CONFLICT (name) DO UPDATE SET query = EXCLUDED.query, refresh = EXCLUDED.refresh,"
-       " search_path = EXCLUDED.search_path, last_refresh = EXCLUDED.last_refresh, last_error = NULL,"
-       " entries = EXCLUDED.entries",
-       6, types, values, nullptr);
+  Datum values[6] = {CStringGetTextDatum(d.name), CStringGetTextDatum(d.query),       refresh,
+                     ObjectIdGetDatum(d.owner),   CStringGetTextDatum(d.search_path), Int64GetDatum(entries)};
+  exec(
+      "INSERT INTO agentcache.maps AS m (name, query, refresh, owner, search_path, last_refresh, last_error, entries)"
+      " VALUES ($1, $2, $3, $4::pg_catalog.regrole, $5, pg_catalog.now(), NULL, $6)"
+      " ON CONFLICT (name) DO UPDATE SET query = EXCLUDED.query, refresh = EXCLUDED.refresh,"
+      " search_path = EXCLUDED.search_path, last_refresh = EXCLUDED.last_refresh, last_error = NULL,"
+      " entries = EXCLUDED.entries",
+      6, types, values, nullptr);
 }
 
 void remove(const char* name) {
@@ -75,9 +75,10 @@ void record_refresh(const char* name, const char* error, int64 entries) {
   if (error)
     exec("UPDATE agentcache.maps SET last_error = $2 WHERE name OPERATOR(pg_catalog.=) $1", 3, types, values, nulls);
   else
-    exec("UPDATE agentcache.maps SET last_refresh = pg_catalog.now(), last_error = NULL, entries = $3"
-         " WHERE name OPERATOR(pg_catalog.=) $1",
-         3, types, values, nulls);
+    exec(
+        "UPDATE agentcache.maps SET last_refresh = pg_catalog.now(), last_error = NULL, entries = $3"
+        " WHERE name OPERATOR(pg_catalog.=) $1",
+        3, types, values, nulls);
 }
 
 int read_all(Entry** out) {

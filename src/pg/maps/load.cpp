@@ -65,14 +65,12 @@ Rows copy_rows(Oid value_type) {
 Rows run_query(const MapDef& d) {
   return pg::as_role(d.owner, SECURITY_RESTRICTED_OPERATION, [&] {
     const int nest = NewGUCNestLevel();
-    (void)set_config_option("search_path", d.search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
-                            false);
+    (void)set_config_option("search_path", d.search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     Rows rows = pg::with_spi([&] {
       const int rc = SPI_execute(d.query, true, 0);
       if (rc != SPI_OK_SELECT)
-        ereport(ERROR,
-                (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                 errmsg("the query of map \"%s\" must be a SELECT returning (key text, value jsonb)", d.name)));
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("the query of map \"%s\" must be a SELECT returning (key text, value jsonb)", d.name)));
       Oid value_type = InvalidOid;
       check_shape(d, SPI_tuptable->tupdesc, &value_type);
       return copy_rows(value_type);
@@ -94,7 +92,8 @@ Rows run_query(const MapDef& d) {
   throw sql_error(
       ERRCODE_OUT_OF_MEMORY, pg::textf(FMT_STRING("map \"{}\" does not fit in agentcache.map_memory"), d.name).c_str(),
       pg::textf<300>(
-          FMT_STRING("It needs {} bytes beside the maps in use; {} of {} bytes are free. The previous version keeps serving."),
+          FMT_STRING(
+              "It needs {} bytes beside the maps in use; {} of {} bytes are free. The previous version keeps serving."),
           MapStore::version_bytes(rows.v, rows.n), s->capacity() - s->used_bytes(), s->capacity())
           .c_str(),
       "Raise agentcache.map_memory (needs a restart).");

@@ -60,8 +60,7 @@ int64 visit(const catalog::Entry& m, bool everything, const requests::Taken& ask
     CHECK_FOR_INTERRUPTS();
     base = last_activity(m.def.name);
   }
-  return (TimestampTzPlusMilliseconds(base ? base : GetCurrentTimestamp(), interval_ms) - GetCurrentTimestamp()) /
-         1000;
+  return (TimestampTzPlusMilliseconds(base ? base : GetCurrentTimestamp(), interval_ms) - GetCurrentTimestamp()) / 1000;
 }
 
 void run(bool everything, int64* next_ms) {

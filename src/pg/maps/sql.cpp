@@ -34,7 +34,8 @@ std::string_view name_arg(FunctionCallInfo fcinfo, int i) {
 
 void require_owner(const MapDef& d) {
   if (!has_privs_of_role(GetUserId(), d.owner))
-    throw sql_error(ERRCODE_INSUFFICIENT_PRIVILEGE, pg::textf(FMT_STRING("must be owner of map \"{}\""), d.name).c_str());
+    throw sql_error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    pg::textf(FMT_STRING("must be owner of map \"{}\""), d.name).c_str());
 }
 
 Datum lookup_result(FunctionCallInfo fcinfo, Jsonb* value) {

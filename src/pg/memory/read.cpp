@@ -63,9 +63,9 @@ LTurns table_read(std::string_view key, int64 limit, bool latest) {
                                     " ORDER BY seq DESC LIMIT $2",
                                     2, types);
     Datum values[2] = {pg::text_datum(key), Int64GetDatum(limit)};
-    const int rc = latest ? SPI_execute_snapshot(plan, values, nullptr, GetLatestSnapshot(), InvalidSnapshot, false,
-                                                 false, 0)
-                          : SPI_execute_plan(plan, values, nullptr, false, 0);
+    const int rc =
+        latest ? SPI_execute_snapshot(plan, values, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, false, 0)
+               : SPI_execute_plan(plan, values, nullptr, false, 0);
     pg::spi_check(rc, SPI_OK_SELECT, "reading agentcache.turns");
     LTurns out;
     const uint64 n = SPI_processed;
@@ -310,8 +310,8 @@ Jsonb* context_json(const LTurn* v, uint32 n) {
   }
   const std::size_t size = core::jsonb::write_context(nullptr, in, n);
   if (size == 0 || size > MaxAllocSize)
-    throw pg::sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "conversation context exceeds the maximum jsonb size",
-                        nullptr, "Ask for fewer turns with max_turns or max_chars.");
+    throw pg::sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "conversation context exceeds the maximum jsonb size", nullptr,
+                        "Ask for fewer turns with max_turns or max_chars.");
   char* out = static_cast<char*>(palloc(size));
   core::jsonb::write_context(out, in, n);
   SET_VARSIZE(out, size);

@@ -38,8 +38,8 @@ Jsonb* context(std::string_view key, uint32 want, int64 max_chars) {
   LTurns turns = read::turns(key, want);
   uint32 from = 0;
   if (max_chars >= 0)
-    from = static_cast<uint32>(core::trim_oldest(turns.n, static_cast<uint64>(max_chars),
-                                                 [&](std::size_t i) { return turns.v[i].chars; }));
+    from = static_cast<uint32>(
+        core::trim_oldest(turns.n, static_cast<uint64>(max_chars), [&](std::size_t i) { return turns.v[i].chars; }));
   Jsonb* out = read::context_json(turns.v + from, turns.n - from);
   read::shrink_scratch();
   return out;
@@ -154,7 +154,8 @@ AGENTCACHE_FUNCTION(agentcache_forget_session) {
 // and AFTER TRUNCATE FOR EACH STATEMENT. Queues invalidations applied at commit.
 AGENTCACHE_FUNCTION(agentcache_turns_changed) {
   return pg::boundary([&]() -> Datum {
-    if (!CALLED_AS_TRIGGER(fcinfo)) throw sql_error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "not called as a trigger");
+    if (!CALLED_AS_TRIGGER(fcinfo))
+      throw sql_error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "not called as a trigger");
     auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
     if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
       pending::truncate();

@@ -73,17 +73,16 @@ void define_gucs() {
   const GucContext startup = pg::shmem::startup_context();
   DefineCustomIntVariable("agentcache.session_memory", "Shared memory for the conversation-memory cache.",
                           "Takes effect at server start when agentcache is in shared_preload_libraries.",
-                          &session_memory_kb, 64 * 1024, 1024, 16 * 1024 * 1024, startup, GUC_UNIT_KB, nullptr,
-                          nullptr, nullptr);
+                          &session_memory_kb, 64 * 1024, 1024, 16 * 1024 * 1024, startup, GUC_UNIT_KB, nullptr, nullptr,
+                          nullptr);
   DefineCustomIntVariable("agentcache.session_turns", "Turns kept in shared memory per session.",
                           "Takes effect at server start when agentcache is in shared_preload_libraries.",
                           &session_turns, 30, 1, 1000, startup, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("agentcache.context_turns",
-                          "Turns get_context() and get_turns() return when max_turns is NULL.", nullptr,
-                          &context_turns, 30, 1, 100000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("agentcache.max_turn_bytes", "Largest content add_turn() accepts.", nullptr,
-                          &max_turn_bytes, 1024 * 1024, 1024, 1024 * 1024 * 1024, PGC_USERSET, GUC_UNIT_BYTE,
-                          nullptr, nullptr, nullptr);
+                          "Turns get_context() and get_turns() return when max_turns is NULL.", nullptr, &context_turns,
+                          30, 1, 100000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.max_turn_bytes", "Largest content add_turn() accepts.", nullptr, &max_turn_bytes,
+                          1024 * 1024, 1024, 1024 * 1024 * 1024, PGC_USERSET, GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("agentcache.turn_retention",
                           "Turns older than this are deleted by the background worker (0: keep forever).", nullptr,
                           &turn_retention_s, 0, 0, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
@@ -125,8 +124,8 @@ core::SessionStats totals() noexcept {
 void collect_stats(const pg::StatsSink& sink) {
   const core::SessionStats s = totals();
   sink.row(pg::StatsRow{"session", "sessions", static_cast<int64>(s.sessions), static_cast<int64>(s.used_bytes),
-                        static_cast<int64>(s.hits), static_cast<int64>(s.misses), 0, static_cast<int64>(s.evictions),
-                        0, static_cast<int64>(s.invalidations)});
+                        static_cast<int64>(s.hits), static_cast<int64>(s.misses), 0, static_cast<int64>(s.evictions), 0,
+                        static_cast<int64>(s.invalidations)});
 }
 
 void add_health(JsonbParseState** st) {

@@ -134,9 +134,9 @@ int64 forget(std::string_view key) {
   const int64 n = pg::with_spi([&] {
     Oid types[1] = {TEXTOID};
     Datum values[1] = {pg::text_datum(key)};
-    const int rc = pg::spi_exec(&g_delete_plan,
-                                "DELETE FROM agentcache.turns WHERE session_id OPERATOR(pg_catalog.=) $1", 1,
-                                types, values, nullptr, false, 0);
+    const int rc =
+        pg::spi_exec(&g_delete_plan, "DELETE FROM agentcache.turns WHERE session_id OPERATOR(pg_catalog.=) $1", 1,
+                     types, values, nullptr, false, 0);
     pg::spi_check(rc, SPI_OK_DELETE, "deleting from agentcache.turns");
     return static_cast<int64>(SPI_processed);
   });

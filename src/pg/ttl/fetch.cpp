@@ -137,7 +137,8 @@ AGENTCACHE_FUNCTION(agentcache_fetch) {
     pg::check_length(key, kMaxKeyBytes, "key");
     const Interval* ttl = PG_ARGISNULL(3) ? nullptr : PG_GETARG_INTERVAL_P(3);
     if (ttl) pg::positive_interval_usecs(ttl, "ttl");
-    const int64 stale_us = PG_ARGISNULL(4) ? -1 : pg::nonnegative_interval_usecs(PG_GETARG_INTERVAL_P(4), "stale_if_error");
+    const int64 stale_us =
+        PG_ARGISNULL(4) ? -1 : pg::nonnegative_interval_usecs(PG_GETARG_INTERVAL_P(4), "stale_if_error");
     const bool standby = RecoveryInProgress();
     Jsonb* hit = standby ? nullptr : read::fresh_value(ns, key);
     if (hit == nullptr) hit = lead(ns, key, standby);

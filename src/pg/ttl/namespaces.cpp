@@ -49,10 +49,11 @@ void xact_callback(XactEvent event, void*) {
   switch (event) {
     case XACT_EVENT_PRE_PREPARE:
       if (g_changed)
-        ereport(ERROR,
-                (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                 errmsg("cannot PREPARE a transaction that changed agentcache.namespaces"),
-                 errdetail("Backends learn of namespace settings when the changing transaction commits in this session.")));
+        ereport(
+            ERROR,
+            (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+             errmsg("cannot PREPARE a transaction that changed agentcache.namespaces"),
+             errdetail("Backends learn of namespace settings when the changing transaction commits in this session.")));
       break;
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:

@@ -37,7 +37,7 @@ Datum get_impl(FunctionCallInfo fcinfo, bool stale) {
   const std::string_view ns = ns_arg(fcinfo, 0);
   const std::string_view key = key_arg(fcinfo, 1);
   const int64 max_stale = stale ? pg::nonnegative_interval_usecs(PG_GETARG_INTERVAL_P(2), "max_stale") : -1;
-  if (RecoveryInProgress()) {  // UNLOGGED contents are not readable on a standby: a miss
+  if (RecoveryInProgress()) {                         // UNLOGGED contents are not readable on a standby: a miss
     namespaces::add(ns, &Counters::misses, 1, true);  // a standby has no writes to create the slot
     PG_RETURN_NULL();
   }

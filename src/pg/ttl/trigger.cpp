@@ -35,10 +35,9 @@ core::TagTemplate parse(const char* source, TupleDesc desc) {
                     pg::textf<300>(FMT_STRING("invalid tag template \"{}\": {}"), source, error).c_str());
   for (const auto& part : tmpl->parts())
     if (part.is_column && SPI_fnumber(desc, part.text.c_str()) <= 0)
-      throw sql_error(ERRCODE_UNDEFINED_COLUMN,
-                      pg::textf<300>(FMT_STRING("column \"{}\" of tag template \"{}\" does not exist"), part.text,
-                                     source)
-                          .c_str());
+      throw sql_error(
+          ERRCODE_UNDEFINED_COLUMN,
+          pg::textf<300>(FMT_STRING("column \"{}\" of tag template \"{}\" does not exist"), part.text, source).c_str());
   return std::move(*tmpl);
 }
 
@@ -66,9 +65,9 @@ void invalidate_tags(Datum* tags, int ntags) {
   Oid types[1] = {TEXTARRAYOID};
   Datum values[1] = {PointerGetDatum(arr)};
   static SPIPlanPtr plan = nullptr;
-  (void)write::delete_where(
-      &plan, "DELETE FROM agentcache.entries WHERE tags OPERATOR(pg_catalog.&&) $1 RETURNING namespace", 1, types,
-      values);
+  (void)write::delete_where(&plan,
+                            "DELETE FROM agentcache.entries WHERE tags OPERATOR(pg_catalog.&&) $1 RETURNING namespace",
+                            1, types, values);
 }
 
 }  // namespace

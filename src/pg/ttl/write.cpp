@@ -101,14 +101,14 @@ bool upsert_sql(const Entry& e, bool expires, TimestampTz expires_at) {
     Datum values[5] = {pg::text_datum(e.ns), pg::text_datum(e.key), JsonbPGetDatum(e.value), e.tags,
                        TimestampTzGetDatum(expires_at)};
     char nulls[5] = {' ', ' ', ' ', e.tags ? ' ' : 'n', expires ? ' ' : 'n'};
-    const int rc = pg::spi_exec_latest(
-        &plan,
-        "INSERT INTO agentcache.entries AS e (namespace, key, value, tags, expires_at)"
-        " VALUES ($1, $2, $3, COALESCE($4, '{}'::pg_catalog.text[]), $5)"
-        " ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, tags = EXCLUDED.tags,"
-        " expires_at = EXCLUDED.expires_at, stored_at = pg_catalog.now()"
-        " RETURNING (e.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid)",
-        5, types, values, nulls, false, 0);
+    const int rc =
+        pg::spi_exec_latest(&plan,
+                            "INSERT INTO agentcache.entries AS e (namespace, key, value, tags, expires_at)"
+                            " VALUES ($1, $2, $3, COALESCE($4, '{}'::pg_catalog.text[]), $5)"
+                            " ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, tags = EXCLUDED.tags,"
+                            " expires_at = EXCLUDED.expires_at, stored_at = pg_catalog.now()"
+                            " RETURNING (e.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid)",
+                            5, types, values, nulls, false, 0);
     pg::spi_check(rc, SPI_OK_INSERT_RETURNING, "storing the entry");
     bool isnull = false;
     return DatumGetBool(pg::spi_value(0, 1, &isnull));

@@ -37,9 +37,8 @@ long sleep_ms(int64 cycles_ms, TimestampTz next_sweep) {
 }  // namespace
 
 void init() {
-  DefineCustomStringVariable("agentcache.database", "Database the agentcache background worker connects to.",
-                             nullptr, &g_database, "postgres", pg::shmem::startup_context(), 0, nullptr, nullptr,
-                             nullptr);
+  DefineCustomStringVariable("agentcache.database", "Database the agentcache background worker connects to.", nullptr,
+                             &g_database, "postgres", pg::shmem::startup_context(), 0, nullptr, nullptr, nullptr);
   if (!process_shared_preload_libraries_in_progress) return;
   BackgroundWorker w;
   std::memset(&w, 0, sizeof w);
