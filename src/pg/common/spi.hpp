@@ -1,6 +1,6 @@
-// SPI, the one way the glue runs SQL. Statements are prepared once per
-// backend and kept (SPI_keepplan): the plan cache re-plans them after
-// invalidations (e.g. DROP/CREATE EXTENSION). Every statement text is fully
+// SPI, the one way the glue runs SQL. The extension's own statements are
+// prepared once per backend and kept (pg::Statement, SPI_keepplan): the plan
+// cache re-plans them after invalidations (e.g. DROP/CREATE EXTENSION). Every statement text is fully
 // qualified, operators included (test/lint/search_path.py checks it).
 //
 // An ERROR inside SPI longjmps: the caller's frames must hold only trivially
@@ -10,6 +10,7 @@
 #include "pg/common/pg.hpp"
 
 #include <cstring>
+#include <initializer_list>
 #include <type_traits>
 
 namespace agentcache::pg {
@@ -33,38 +34,48 @@ auto with_spi(F&& f) -> decltype(f()) {
   }
 }
 
-inline SPIPlanPtr kept_plan(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types) {
-  if (*slot == nullptr) {
-    SPIPlanPtr p = SPI_prepare(sql, nargs, types);
-    if (p == nullptr) elog(ERROR, "agentcache: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-    SPI_keepplan(p);
-    *slot = p;
+// A statement of the extension's own: prepared on its first run in this
+// backend and kept. Call sites hold one as a function-local static:
+//
+//   static pg::Statement q("SELECT … WHERE key OPERATOR(pg_catalog.=) $1", {TEXTOID});
+//   int rc = q.exec_latest(values, nullptr, /*read_only=*/true);
+class Statement {
+ public:
+  static constexpr int kMaxArgs = 8;
+  Statement(const char* sql, std::initializer_list<Oid> types) : sql_(sql), nargs_(static_cast<int>(types.size())) {
+    int i = 0;
+    for (Oid t : types) types_[i++] = t;
   }
-  return *slot;
-}
+  SPIPlanPtr plan() {
+    if (plan_ == nullptr) {
+      SPIPlanPtr p = SPI_prepare(sql_, nargs_, types_);
+      if (p == nullptr) elog(ERROR, "agentcache: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+      SPI_keepplan(p);
+      plan_ = p;
+    }
+    return plan_;
+  }
+  // On the transaction's snapshot (what a plain statement would see).
+  int exec(Datum* values, const char* nulls, bool read_only, long tcount = 0) {
+    return SPI_execute_plan(plan(), values, nulls, read_only, tcount);
+  }
+  // On `snap`. For a writing statement SPI copies it and advances its command
+  // id, so the transaction's own earlier changes stay visible.
+  int exec_on(Snapshot snap, Datum* values, const char* nulls, bool read_only, long tcount = 0) {
+    return SPI_execute_snapshot(plan(), values, nulls, snap, InvalidSnapshot, read_only, true, tcount);
+  }
+  // On a fresh snapshot: what a statement run after waiting for a lock must
+  // see even in REPEATABLE READ / SERIALIZABLE (rows committed while it waited).
+  int exec_latest(Datum* values, const char* nulls, bool read_only, long tcount = 0) {
+    return exec_on(GetLatestSnapshot(), values, nulls, read_only, tcount);
+  }
 
-// SPI_execute_with_args() without re-planning on every call: `slot` is a
-// static SPIPlanPtr owned by the call site.
-inline int spi_exec(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Datum* values, const char* nulls,
-                    bool read_only, long tcount) {
-  return SPI_execute_plan(kept_plan(slot, sql, nargs, types), values, nulls, read_only, tcount);
-}
-
-// The same on a given snapshot (e.g. GetLatestSnapshot()). For a writing
-// statement SPI copies it and advances its command id, so the transaction's
-// own earlier changes stay visible.
-inline int spi_exec_snapshot(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Datum* values, const char* nulls,
-                             Snapshot snap, bool read_only, long tcount) {
-  return SPI_execute_snapshot(kept_plan(slot, sql, nargs, types), values, nulls, snap, InvalidSnapshot, read_only, true,
-                              tcount);
-}
-
-// On a fresh snapshot: what a statement run after waiting for a lock must see
-// even in REPEATABLE READ / SERIALIZABLE (rows committed while it waited).
-inline int spi_exec_latest(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types, Datum* values, const char* nulls,
-                           bool read_only, long tcount) {
-  return spi_exec_snapshot(slot, sql, nargs, types, values, nulls, GetLatestSnapshot(), read_only, tcount);
-}
+ private:
+  const char* sql_;
+  int nargs_;
+  Oid types_[kMaxArgs] = {};
+  SPIPlanPtr plan_ = nullptr;
+};
 
 // Raises an internal error unless rc is `expected`.
 inline void spi_check(int rc, int expected, const char* what) {

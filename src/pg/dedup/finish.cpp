@@ -19,24 +19,23 @@ namespace {
 // when none). A state row removed by dedup_release while we held the claim
 // is written again.
 char* record_outcome(std::string_view id, bool ok, const text* error) {
-  static SPIPlanPtr plan = nullptr;
-  Oid types[4] = {TEXTOID, TEXTOID, TEXTOID, INTERVALOID};
+  static pg::Statement update(
+      "UPDATE agentcache.dedup SET state = $2, holder_pid = NULL, error = $3, updated_at = pg_catalog.now(),"
+      " expires_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) COALESCE(claim_window, $4)"
+      " WHERE message_id OPERATOR(pg_catalog.=) $1 RETURNING fingerprint",
+      {TEXTOID, TEXTOID, TEXTOID, INTERVALOID});
+  static pg::Statement insert(
+      "INSERT INTO agentcache.dedup (message_id, state, attempts, error, updated_at, expires_at)"
+      " VALUES ($1, $2, 1, $3, pg_catalog.now(), pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $4)",
+      {TEXTOID, TEXTOID, TEXTOID, INTERVALOID});
   Datum values[4] = {pg::text_datum(id), CStringGetTextDatum(ok ? "completed" : "failed"),
                      error ? PointerGetDatum(error) : Datum(0),
                      IntervalPGetDatum(pg::make_interval_usecs(static_cast<int64>(dedup_window_s) * USECS_PER_SEC))};
   char nulls[4] = {' ', ' ', error ? ' ' : 'n', ' '};
-  int rc = pg::spi_exec(&plan,
-                        "UPDATE agentcache.dedup SET state = $2, holder_pid = NULL, error = $3,"
-                        " updated_at = pg_catalog.now(), expires_at = pg_catalog.clock_timestamp()"
-                        " OPERATOR(pg_catalog.+) COALESCE(claim_window, $4)"
-                        " WHERE message_id OPERATOR(pg_catalog.=) $1 RETURNING fingerprint",
-                        4, types, values, nulls, false, 0);
+  int rc = update.exec(values, nulls, false);
   pg::spi_check(rc, SPI_OK_UPDATE_RETURNING, "updating agentcache.dedup");
   if (SPI_processed == 1) return pg::spi_cstring(0, 1);
-  rc = SPI_execute_with_args(
-      "INSERT INTO agentcache.dedup (message_id, state, attempts, error, updated_at, expires_at)"
-      " VALUES ($1, $2, 1, $3, pg_catalog.now(), pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $4)",
-      4, types, values, nulls, false, 0);
+  rc = insert.exec(values, nulls, false);
   pg::spi_check(rc, SPI_OK_INSERT, "updating agentcache.dedup");
   return nullptr;
 }

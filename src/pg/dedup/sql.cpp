@@ -79,15 +79,13 @@ AGENTCACHE_FUNCTION(agentcache_dedup_state) {
     InitMaterializedSRF(fcinfo, 0);
     auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
     pg::with_spi([&] {
-      static SPIPlanPtr plan = nullptr;
-      Oid types[1] = {TEXTOID};
+      static pg::Statement q(
+          "SELECT state, holder_pid, attempts, fingerprint, error, updated_at FROM agentcache.dedup"
+          " WHERE message_id OPERATOR(pg_catalog.=) $1"
+          " AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp())",
+          {TEXTOID});
       Datum values[1] = {pg::text_datum(id)};
-      const int rc =
-          pg::spi_exec(&plan,
-                       "SELECT state, holder_pid, attempts, fingerprint, error, updated_at FROM agentcache.dedup"
-                       " WHERE message_id OPERATOR(pg_catalog.=) $1"
-                       " AND (expires_at IS NULL OR expires_at OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp())",
-                       1, types, values, nullptr, true, 1);
+      const int rc = q.exec(values, nullptr, true, 1);
       pg::spi_check(rc, SPI_OK_SELECT, "reading agentcache.dedup");
       for (uint64 i = 0; i < SPI_processed; ++i) {
         Datum v[6];
@@ -106,11 +104,9 @@ AGENTCACHE_FUNCTION(agentcache_dedup_release) {
     const std::string_view id = message_id_arg(fcinfo, 0);
     PreventCommandIfReadOnly("dedup_release()");
     const bool deleted = pg::with_spi([&] {
-      static SPIPlanPtr plan = nullptr;
-      Oid types[1] = {TEXTOID};
+      static pg::Statement q("DELETE FROM agentcache.dedup WHERE message_id OPERATOR(pg_catalog.=) $1", {TEXTOID});
       Datum values[1] = {pg::text_datum(id)};
-      const int rc = pg::spi_exec(&plan, "DELETE FROM agentcache.dedup WHERE message_id OPERATOR(pg_catalog.=) $1", 1,
-                                  types, values, nullptr, false, 0);
+      const int rc = q.exec(values, nullptr, false);
       pg::spi_check(rc, SPI_OK_DELETE, "deleting from agentcache.dedup");
       return SPI_processed > 0;
     });

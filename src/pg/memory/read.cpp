@@ -25,8 +25,6 @@ namespace {
 
 // ------------------------------------------------------------------ the table
 
-SPIPlanPtr g_read_plan = nullptr;
-
 // One row of the read query into `t` (palloc'd in the SPI caller's context).
 void copy_row(uint64 row, LTurn& t) {
   t.seq = pg::spi_int64(row, 1);
@@ -56,16 +54,12 @@ void copy_row(uint64 row, LTurn& t) {
 // the transaction's.
 LTurns table_read(std::string_view key, int64 limit, bool latest) {
   return pg::with_spi([&] {
-    Oid types[2] = {TEXTOID, INT8OID};
-    SPIPlanPtr plan = pg::kept_plan(&g_read_plan,
-                                    "SELECT seq, role, content, meta, created_at FROM agentcache.turns"
-                                    " WHERE session_id OPERATOR(pg_catalog.=) $1"
-                                    " ORDER BY seq DESC LIMIT $2",
-                                    2, types);
+    static pg::Statement q(
+        "SELECT seq, role, content, meta, created_at FROM agentcache.turns"
+        " WHERE session_id OPERATOR(pg_catalog.=) $1 ORDER BY seq DESC LIMIT $2",
+        {TEXTOID, INT8OID});
     Datum values[2] = {pg::text_datum(key), Int64GetDatum(limit)};
-    const int rc =
-        latest ? SPI_execute_snapshot(plan, values, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, false, 0)
-               : SPI_execute_plan(plan, values, nullptr, false, 0);
+    const int rc = latest ? q.exec_latest(values, nullptr, false) : q.exec(values, nullptr, false);
     pg::spi_check(rc, SPI_OK_SELECT, "reading agentcache.turns");
     LTurns out;
     const uint64 n = SPI_processed;

@@ -74,24 +74,19 @@ bool insert_direct(std::string_view key, const LTurn& t, int64* seq_out) {
   return true;
 }
 
-SPIPlanPtr g_insert_plan = nullptr;
-SPIPlanPtr g_delete_plan = nullptr;
-
 // The same through SQL: an administrator's trigger, policy or index applies.
 int64 insert_sql(std::string_view key, text* content, const LTurn& t) {
   return pg::with_spi([&] {
-    Oid types[5] = {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
-    SPIPlanPtr plan = pg::kept_plan(
-        &g_insert_plan,
+    static pg::Statement q(
         "INSERT INTO agentcache.turns (session_id, seq, role, content, meta, created_at)"
         " SELECT $1, COALESCE(pg_catalog.max(t.seq), 0::pg_catalog.int8) OPERATOR(pg_catalog.+) 1::pg_catalog.int8,"
         " $2, $3, $4, $5 FROM agentcache.turns t WHERE t.session_id OPERATOR(pg_catalog.=) $1"
         " RETURNING seq",
-        5, types);
+        {TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID});
     Datum values[5] = {pg::text_datum(key), pg::text_datum(core::role_name(t.role)), PointerGetDatum(content),
                        PointerGetDatum(t.meta), TimestampTzGetDatum(t.at)};
     char nulls[5] = {' ', ' ', ' ', t.meta ? ' ' : 'n', ' '};
-    const int rc = SPI_execute_snapshot(plan, values, nulls, GetLatestSnapshot(), InvalidSnapshot, false, true, 1);
+    const int rc = q.exec_latest(values, nulls, false, 1);
     if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
       elog(ERROR, "agentcache: inserting into agentcache.turns failed: %s", SPI_result_code_string(rc));
     return pg::spi_int64(0, 1);
@@ -132,11 +127,9 @@ namespace agentcache::memory::write {
 
 int64 forget(std::string_view key) {
   const int64 n = pg::with_spi([&] {
-    Oid types[1] = {TEXTOID};
+    static pg::Statement q("DELETE FROM agentcache.turns WHERE session_id OPERATOR(pg_catalog.=) $1", {TEXTOID});
     Datum values[1] = {pg::text_datum(key)};
-    const int rc =
-        pg::spi_exec(&g_delete_plan, "DELETE FROM agentcache.turns WHERE session_id OPERATOR(pg_catalog.=) $1", 1,
-                     types, values, nullptr, false, 0);
+    const int rc = q.exec(values, nullptr, false);
     pg::spi_check(rc, SPI_OK_DELETE, "deleting from agentcache.turns");
     return static_cast<int64>(SPI_processed);
   });

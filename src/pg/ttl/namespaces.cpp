@@ -76,15 +76,11 @@ void xact_callback(XactEvent event, void*) {
 // Reads the row as the extension owner (app roles have no privileges on the
 // catalog); on a fresh snapshot, like every TTL statement.
 bool read_row(std::string_view ns, Settings* st) {
-  static SPIPlanPtr plan = nullptr;
-  Oid types[1] = {TEXTOID};
+  static pg::Statement q(
+      "SELECT default_ttl, max_entries FROM agentcache.namespaces WHERE namespace OPERATOR(pg_catalog.=) $1",
+      {TEXTOID});
   Datum values[1] = {pg::text_datum(ns)};
-  const int rc = pg::as_extension_owner([&] {
-    return pg::spi_exec_latest(&plan,
-                               "SELECT default_ttl, max_entries FROM agentcache.namespaces"
-                               " WHERE namespace OPERATOR(pg_catalog.=) $1",
-                               1, types, values, nullptr, false, 0);
-  });
+  const int rc = pg::as_extension_owner([&] { return q.exec_latest(values, nullptr, false); });
   pg::spi_check(rc, SPI_OK_SELECT, "reading agentcache.namespaces");
   if (SPI_processed != 1) return false;
   bool tnull = false, mnull = false;
@@ -98,16 +94,12 @@ bool read_row(std::string_view ns, Settings* st) {
 }
 
 void create_row(std::string_view ns) {
-  static SPIPlanPtr plan = nullptr;
-  Oid types[2] = {TEXTOID, INTERVALOID};
+  static pg::Statement q(
+      "INSERT INTO agentcache.namespaces (namespace, default_ttl) VALUES ($1, $2) ON CONFLICT (namespace) DO NOTHING",
+      {TEXTOID, INTERVALOID});
   Datum values[2] = {pg::text_datum(ns),
                      IntervalPGetDatum(pg::make_interval_usecs(static_cast<int64>(default_ttl_s) * USECS_PER_SEC))};
-  const int rc = pg::as_extension_owner([&] {
-    return pg::spi_exec_latest(&plan,
-                               "INSERT INTO agentcache.namespaces (namespace, default_ttl) VALUES ($1, $2)"
-                               " ON CONFLICT (namespace) DO NOTHING",
-                               2, types, values, nullptr, false, 0);
-  });
+  const int rc = pg::as_extension_owner([&] { return q.exec_latest(values, nullptr, false); });
   pg::spi_check(rc, SPI_OK_INSERT, "creating the namespace");
 }
 

@@ -104,13 +104,12 @@ AGENTCACHE_FUNCTION(agentcache_invalidate) {
     const std::string_view key = key_arg(fcinfo, 1);
     PreventCommandIfReadOnly("invalidate()");
     locks::lock_key(ns, key);
-    static SPIPlanPtr plan = nullptr;
-    Oid types[2] = {TEXTOID, TEXTOID};
+    static pg::Statement q(
+        "DELETE FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
+        " RETURNING namespace",
+        {TEXTOID, TEXTOID});
     Datum values[2] = {pg::text_datum(ns), pg::text_datum(key)};
-    const int64 n = write::delete_where(&plan,
-                                        "DELETE FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1"
-                                        " AND key OPERATOR(pg_catalog.=) $2 RETURNING namespace",
-                                        2, types, values);
+    const int64 n = write::delete_where(q, values);
     PG_RETURN_BOOL(n > 0);
   });
 }
@@ -120,13 +119,12 @@ AGENTCACHE_FUNCTION(agentcache_invalidate_tag) {
   return pg::boundary([&]() -> Datum {
     if (PG_ARGISNULL(0)) null_arg("tag");
     PreventCommandIfReadOnly("invalidate_tag()");
-    static SPIPlanPtr plan = nullptr;
-    Oid types[1] = {TEXTOID};
+    static pg::Statement q(
+        "DELETE FROM agentcache.entries WHERE tags OPERATOR(pg_catalog.@>) ARRAY[$1]::pg_catalog.text[]"
+        " RETURNING namespace",
+        {TEXTOID});
     Datum values[1] = {PG_GETARG_DATUM(0)};
-    PG_RETURN_INT64(write::delete_where(&plan,
-                                        "DELETE FROM agentcache.entries WHERE tags OPERATOR(pg_catalog.@>)"
-                                        " ARRAY[$1]::pg_catalog.text[] RETURNING namespace",
-                                        1, types, values));
+    PG_RETURN_INT64(write::delete_where(q, values));
   });
 }
 
@@ -137,13 +135,10 @@ AGENTCACHE_FUNCTION(agentcache_clear) {
     const std::string_view ns = ns_arg(fcinfo, 0);
     PreventCommandIfReadOnly("clear()");
     locks::lock_namespace(ns, ExclusiveLock);
-    static SPIPlanPtr plan = nullptr;
-    Oid types[1] = {TEXTOID};
+    static pg::Statement q(
+        "DELETE FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1 RETURNING namespace", {TEXTOID});
     Datum values[1] = {pg::text_datum(ns)};
-    PG_RETURN_INT64(write::delete_where(&plan,
-                                        "DELETE FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1"
-                                        " RETURNING namespace",
-                                        1, types, values));
+    PG_RETURN_INT64(write::delete_where(q, values));
   });
 }
 
@@ -152,9 +147,8 @@ AGENTCACHE_FUNCTION(agentcache_clear_all) {
   return pg::boundary([&]() -> Datum {
     PreventCommandIfReadOnly("clear_all()");
     locks::lock_global(ExclusiveLock);
-    static SPIPlanPtr plan = nullptr;
-    PG_RETURN_INT64(
-        write::delete_where(&plan, "DELETE FROM agentcache.entries RETURNING namespace", 0, nullptr, nullptr));
+    static pg::Statement q("DELETE FROM agentcache.entries RETURNING namespace", {});
+    PG_RETURN_INT64(write::delete_where(q, nullptr));
   });
 }
 
@@ -169,18 +163,15 @@ AGENTCACHE_FUNCTION(agentcache_configure_namespace) {
     PreventCommandIfReadOnly("configure_namespace()");
     namespaces::note_write(false);  // the trigger says so too; from here on no settings are cached
     pg::with_spi([&] {
-      static SPIPlanPtr plan = nullptr;
-      Oid types[3] = {TEXTOID, INTERVALOID, INT8OID};
+      static pg::Statement q(
+          "INSERT INTO agentcache.namespaces (namespace, default_ttl, max_entries) VALUES ($1, $2, $3)"
+          " ON CONFLICT (namespace) DO UPDATE SET default_ttl = EXCLUDED.default_ttl,"
+          " max_entries = EXCLUDED.max_entries",
+          {TEXTOID, INTERVALOID, INT8OID});
       Datum values[3] = {pg::text_datum(ns), PG_ARGISNULL(1) ? Datum(0) : PG_GETARG_DATUM(1),
                          PG_ARGISNULL(2) ? Datum(0) : PG_GETARG_DATUM(2)};
       char nulls[3] = {' ', PG_ARGISNULL(1) ? 'n' : ' ', PG_ARGISNULL(2) ? 'n' : ' '};
-      const int rc = pg::as_extension_owner([&] {
-        return pg::spi_exec_latest(&plan,
-                                   "INSERT INTO agentcache.namespaces (namespace, default_ttl, max_entries)"
-                                   " VALUES ($1, $2, $3) ON CONFLICT (namespace) DO UPDATE SET"
-                                   " default_ttl = EXCLUDED.default_ttl, max_entries = EXCLUDED.max_entries",
-                                   3, types, values, nulls, false, 0);
-      });
+      const int rc = pg::as_extension_owner([&] { return q.exec_latest(values, nulls, false); });
       pg::spi_check(rc, SPI_OK_INSERT, "configuring the namespace");
       namespaces::slot(ns, true);
       if (!PG_ARGISNULL(2)) write::enforce_max(ns, PG_GETARG_INT64(2), nullptr);  // lowering the limit evicts at once

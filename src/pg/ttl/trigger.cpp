@@ -62,12 +62,10 @@ void add_tag(const core::TagTemplate& tmpl, HeapTuple row, TupleDesc desc, Datum
 void invalidate_tags(Datum* tags, int ntags) {
   if (ntags == 0) return;
   ArrayType* arr = construct_array(tags, ntags, TEXTOID, -1, false, TYPALIGN_INT);
-  Oid types[1] = {TEXTARRAYOID};
+  static pg::Statement q("DELETE FROM agentcache.entries WHERE tags OPERATOR(pg_catalog.&&) $1 RETURNING namespace",
+                         {TEXTARRAYOID});
   Datum values[1] = {PointerGetDatum(arr)};
-  static SPIPlanPtr plan = nullptr;
-  (void)write::delete_where(&plan,
-                            "DELETE FROM agentcache.entries WHERE tags OPERATOR(pg_catalog.&&) $1 RETURNING namespace",
-                            1, types, values);
+  (void)write::delete_where(q, values);
 }
 
 }  // namespace

@@ -95,20 +95,18 @@ Direct upsert_direct(Row& row, TransactionId* blocker) {
 // The same through SQL: an administrator's trigger, policy or constraint
 // applies. Returns true when the row was inserted (not updated).
 bool upsert_sql(const Entry& e, bool expires, TimestampTz expires_at) {
-  static SPIPlanPtr plan = nullptr;
+  static pg::Statement q(
+      "INSERT INTO agentcache.entries AS e (namespace, key, value, tags, expires_at)"
+      " VALUES ($1, $2, $3, COALESCE($4, '{}'::pg_catalog.text[]), $5)"
+      " ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, tags = EXCLUDED.tags,"
+      " expires_at = EXCLUDED.expires_at, stored_at = pg_catalog.now()"
+      " RETURNING (e.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid)",
+      {TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID, TIMESTAMPTZOID});
   return pg::with_spi([&] {
-    Oid types[5] = {TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID, TIMESTAMPTZOID};
     Datum values[5] = {pg::text_datum(e.ns), pg::text_datum(e.key), JsonbPGetDatum(e.value), e.tags,
                        TimestampTzGetDatum(expires_at)};
     char nulls[5] = {' ', ' ', ' ', e.tags ? ' ' : 'n', expires ? ' ' : 'n'};
-    const int rc =
-        pg::spi_exec_latest(&plan,
-                            "INSERT INTO agentcache.entries AS e (namespace, key, value, tags, expires_at)"
-                            " VALUES ($1, $2, $3, COALESCE($4, '{}'::pg_catalog.text[]), $5)"
-                            " ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value, tags = EXCLUDED.tags,"
-                            " expires_at = EXCLUDED.expires_at, stored_at = pg_catalog.now()"
-                            " RETURNING (e.xmax OPERATOR(pg_catalog.=) '0'::pg_catalog.xid)",
-                            5, types, values, nulls, false, 0);
+    const int rc = q.exec_latest(values, nulls, false);
     pg::spi_check(rc, SPI_OK_INSERT_RETURNING, "storing the entry");
     bool isnull = false;
     return DatumGetBool(pg::spi_value(0, 1, &isnull));
@@ -159,25 +157,22 @@ TransactionId store(const Entry& e) {
 }
 
 int64 enforce_max(std::string_view ns, int64 max, const std::string_view* keep) {
-  static SPIPlanPtr count_plan = nullptr, evict_plan = nullptr;
-  Oid t1[1] = {TEXTOID};
+  static pg::Statement count(
+      "SELECT pg_catalog.count(*) FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1", {TEXTOID});
+  static pg::Statement evict(
+      "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+      " SELECT ctid FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1"
+      " AND ($2 IS NULL OR key OPERATOR(pg_catalog.<>) $2)"
+      " ORDER BY expires_at ASC NULLS LAST LIMIT $3))",
+      {TEXTOID, TEXTOID, INT8OID});
   Datum v1[1] = {pg::text_datum(ns)};
-  int rc = pg::spi_exec_latest(&count_plan,
-                               "SELECT pg_catalog.count(*) FROM agentcache.entries"
-                               " WHERE namespace OPERATOR(pg_catalog.=) $1",
-                               1, t1, v1, nullptr, false, 0);
+  int rc = count.exec_latest(v1, nullptr, false);
   pg::spi_check(rc, SPI_OK_SELECT, "counting entries");
-  const int64 count = pg::spi_int64(0, 1);
-  if (count <= max) return 0;
-  Oid t3[3] = {TEXTOID, TEXTOID, INT8OID};
-  Datum v3[3] = {pg::text_datum(ns), keep ? pg::text_datum(*keep) : Datum(0), Int64GetDatum(count - max)};
+  const int64 n_entries = pg::spi_int64(0, 1);
+  if (n_entries <= max) return 0;
+  Datum v3[3] = {pg::text_datum(ns), keep ? pg::text_datum(*keep) : Datum(0), Int64GetDatum(n_entries - max)};
   char nulls[3] = {' ', keep ? ' ' : 'n', ' '};
-  rc = pg::spi_exec_latest(&evict_plan,
-                           "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
-                           " SELECT ctid FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1"
-                           " AND ($2 IS NULL OR key OPERATOR(pg_catalog.<>) $2)"
-                           " ORDER BY expires_at ASC NULLS LAST LIMIT $3))",
-                           3, t3, v3, nulls, false, 0);
+  rc = evict.exec_latest(v3, nulls, false);
   pg::spi_check(rc, SPI_OK_DELETE, "evicting entries");
   const int64 n = static_cast<int64>(SPI_processed);
   namespaces::add(ns, &Counters::evictions, n);
@@ -185,9 +180,9 @@ int64 enforce_max(std::string_view ns, int64 max, const std::string_view* keep) 
   return n;
 }
 
-int64 delete_where(SPIPlanPtr* plan, const char* sql, int nargs, Oid* types, Datum* values) {
+int64 delete_where(pg::Statement& q, Datum* values) {
   return pg::with_spi([&] {
-    const int rc = pg::spi_exec_latest(plan, sql, nargs, types, values, nullptr, false, 0);
+    const int rc = q.exec_latest(values, nullptr, false);
     pg::spi_check(rc, SPI_OK_DELETE_RETURNING, "deleting entries");
     for (uint64 i = 0; i < SPI_processed; ++i) {
       bool isnull = false;

@@ -1,7 +1,7 @@
 // The TTL tier's write path: storing entries (put, a fetch leader), evicting
 // over max_entries, and deleting (invalidation, clear, the trigger).
 #pragma once
-#include "pg/common/pg.hpp"
+#include "pg/common/spi.hpp"
 
 #include <string_view>
 
@@ -28,6 +28,6 @@ int64 enforce_max(std::string_view ns, int64 max, const std::string_view* keep);
 
 // Runs a DELETE … RETURNING namespace on agentcache.entries (fresh snapshot)
 // and counts each row as an invalidation of its namespace. Returns rows deleted.
-int64 delete_where(SPIPlanPtr* plan, const char* sql, int nargs, Oid* types, Datum* values);
+int64 delete_where(pg::Statement& q, Datum* values);
 
 }  // namespace agentcache::ttl::write
