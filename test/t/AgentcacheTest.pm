@@ -9,17 +9,18 @@ use Time::HiRes qw(time sleep);
 our @EXPORT = qw(wait_true sqlstate expected_context_sql instances_sql);
 
 # Polls $node (every 0.1 s, errors ignored) until $query returns t, for at most
-# $limit seconds (default 15); returns the seconds since $t0 (default: now),
-# undef on timeout.
+# $limit seconds (default 15), in database $db (default postgres); returns the
+# seconds since $t0 (default: now), undef on timeout.
 sub wait_true
 {
-	my ($node, $query, $t0, $limit) = @_;
+	my ($node, $query, $t0, $limit, $db) = @_;
 	$t0 //= time;
 	$limit //= 15;
+	$db //= 'postgres';
 	while (time - $t0 < $limit)
 	{
 		my ($out, $err) = ('', '');
-		my $ret = $node->psql('postgres', $query, stdout => \$out, stderr => \$err);
+		my $ret = $node->psql($db, $query, stdout => \$out, stderr => \$err);
 		return time - $t0 if $ret == 0 && $out eq 't';
 		sleep 0.1;
 	}

@@ -51,7 +51,7 @@ void recount() {
       "SELECT n.namespace, COALESCE(e.cnt, 0), COALESCE(e.bytes, 0) FROM agentcache.namespaces n"
       " LEFT JOIN (SELECT namespace, pg_catalog.count(*) AS cnt,"
       " pg_catalog.sum(pg_catalog.pg_column_size(value))::pg_catalog.int8 AS bytes"
-      " FROM agentcache.entries GROUP BY namespace) e USING (namespace)",
+      " FROM agentcache.entries GROUP BY namespace) e ON e.namespace OPERATOR(pg_catalog.=) n.namespace",
       true, 0);
   pg::spi_check(rc, SPI_OK_SELECT, "counting entries");
   for (uint64 i = 0; i < SPI_processed; ++i) {

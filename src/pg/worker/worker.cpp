@@ -25,6 +25,29 @@ char* g_database = nullptr;  // agentcache.database (postmaster)
 
 void on_exit(int, Datum) { pg::sweeps::worker_exited(); }
 
+// The worker connects as the bootstrap superuser, and InitPostgres applies
+// the settings of ALTER DATABASE/ROLE … SET — which a non-superuser database
+// owner controls. Before it runs anything, the worker pins its own session:
+// a search_path nobody else can write to (every statement is also fully
+// qualified), no timeouts, read-write READ COMMITTED transactions. Set with
+// the source of a SET command, so neither those settings nor a reload of the
+// configuration file override them.
+void pin_session() {
+  static const char* const kPinned[][2] = {
+      {"search_path", "pg_catalog, pg_temp"},
+      {"statement_timeout", "0"},
+      {"lock_timeout", "0"},
+      {"idle_in_transaction_session_timeout", "0"},
+      {"idle_session_timeout", "0"},
+      {"default_transaction_read_only", "off"},
+      {"default_transaction_isolation", "read committed"},
+      {"default_transaction_deferrable", "off"},
+      {"session_replication_role", "origin"},
+      {"row_security", "on"},
+  };
+  for (const auto& setting : kPinned) SetConfigOption(setting[0], setting[1], PGC_SUSET, PGC_S_SESSION);
+}
+
 // Milliseconds to sleep: until the earliest of the cycles' next run and the
 // next sweep; during recovery at most a sweep interval (maps may be added).
 long sleep_ms(int64 cycles_ms, TimestampTz next_sweep) {
@@ -80,6 +103,7 @@ void agentcache_worker_main(Datum) {
   pqsignal(SIGTERM, die);
   BackgroundWorkerUnblockSignals();
   BackgroundWorkerInitializeConnection(agentcache::worker::g_database, nullptr, 0);
+  agentcache::worker::pin_session();
   before_shmem_exit(agentcache::worker::on_exit, 0);
   agentcache::pg::sweeps::worker_started();
   agentcache::worker::run();
