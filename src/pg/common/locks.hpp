@@ -15,6 +15,7 @@
 // | 0xAC05 | ttl    | fetch leaders / clear_all()    | Share/Excl| transaction  |
 // | 0xAC06 | dedup  | a claim on a message           | Exclusive | session      |
 // | 0xAC07 | dedup  | a claim's fingerprint          | Exclusive | session      |
+// | 0xAC08 | maps   | define_map/drop_map of a name  | Exclusive | transaction  |
 // (*) put gives its key lock back before it returns.
 //
 // Lock order, for every path that takes more than one: TtlGlobal before
@@ -33,6 +34,7 @@ enum class LockSpace : uint16 {
   TtlGlobal = 0xAC05,
   Claim = 0xAC06,
   Fingerprint = 0xAC07,
+  MapName = 0xAC08,
 };
 
 inline LOCKTAG advisory_tag(LockSpace space, uint64 hash) {

@@ -3,7 +3,9 @@
 
 #include "pg/common/args.hpp"
 #include "pg/common/roles.hpp"
+#include "pg/common/locks.hpp"
 #include "pg/common/spi.hpp"
+#include "agentcache/core/text.hpp"
 
 #include <cstring>
 
@@ -23,17 +25,22 @@ void exec(const char* sql, int nargs, Oid* types, Datum* values, const char* nul
 
 }  // namespace
 
-bool get(const char* name, bool for_update, MapDef* out) {
+bool get(const char* name, bool for_change, MapDef* out) {
+  static pg::Statement read(
+      "SELECT query, owner::pg_catalog.oid, search_path FROM agentcache.maps WHERE name OPERATOR(pg_catalog.=) $1",
+      {TEXTOID});
+  static pg::Statement lock(
+      "SELECT query, owner::pg_catalog.oid, search_path FROM agentcache.maps WHERE name OPERATOR(pg_catalog.=) $1"
+      " FOR UPDATE",
+      {TEXTOID});
+  // A definer of the same name that has not committed yet is waited for
+  // first; the row is then read on a fresh snapshot, so what it left (its
+  // owner) is what the caller's ownership is judged against.
+  if (for_change) pg::lock_transaction(pg::LockSpace::MapName, core::hash_bytes(name, MyDatabaseId), ExclusiveLock);
   return pg::as_extension_owner([&] {
     return pg::with_spi([&] {
-      Oid types[1] = {TEXTOID};
       Datum values[1] = {CStringGetTextDatum(name)};
-      const int rc = SPI_execute_with_args(for_update ? "SELECT query, owner::pg_catalog.oid, search_path"
-                                                        " FROM agentcache.maps WHERE name OPERATOR(pg_catalog.=) $1"
-                                                        " FOR UPDATE"
-                                                      : "SELECT query, owner::pg_catalog.oid, search_path"
-                                                        " FROM agentcache.maps WHERE name OPERATOR(pg_catalog.=) $1",
-                                           1, types, values, nullptr, false, 1);
+      const int rc = for_change ? lock.exec_latest(values, nullptr, false, 1) : read.exec(values, nullptr, true, 1);
       pg::spi_check(rc, SPI_OK_SELECT, "reading agentcache.maps");
       if (SPI_processed != 1) return false;
       bool isnull = false;

@@ -7,8 +7,10 @@
 namespace agentcache::maps::catalog {
 
 // One map's row (copied into the caller's memory context); false when absent.
-// for_update: the row is locked for the caller's transaction.
-bool get(const char* name, bool for_update, MapDef* out);
+// for_change (define_map, drop_map): the name is locked for the caller's
+// transaction first (LockSpace::MapName, waiting for another definer of it to
+// end), then its row is read on a fresh snapshot and locked.
+bool get(const char* name, bool for_change, MapDef* out);
 
 // Inserts or replaces a definition (define_map), keeping the stored owner.
 void upsert(const MapDef& d, Datum refresh, int64 entries);

@@ -60,12 +60,34 @@ Rows copy_rows(Oid value_type) {
   return rows;
 }
 
+// The map's stored search_path with pg_temp searched last: otherwise the
+// session's temporary schema comes first implicitly, and anyone able to
+// refresh the map (a member of its owner's role) could shadow its tables
+// with temp tables of their own. An explicit pg_temp moves to the end too.
+const char* temp_last(const char* search_path) {
+  char* copy = pstrdup(search_path);
+  List* names = NIL;
+  if (!SplitIdentifierString(copy, ',', &names))
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("invalid search_path of a map: %s", search_path)));
+  StringInfoData out;
+  initStringInfo(&out);
+  ListCell* lc;
+  foreach (lc, names) {
+    const char* name = static_cast<const char*>(lfirst(lc));
+    if (std::strncmp(name, "pg_temp", 7) == 0 && (name[7] == '\0' || name[7] == '_')) continue;
+    appendStringInfo(&out, "%s, ", quote_identifier(name));
+  }
+  appendStringInfoString(&out, "pg_temp");
+  return out.data;
+}
+
 // Runs the query as the map's owner (restricted: no owner-changing side
-// effects) with the map's search_path.
+// effects) with the map's search_path, pg_temp last.
 Rows run_query(const MapDef& d) {
+  const char* search_path = temp_last(d.search_path);
   return pg::as_role(d.owner, SECURITY_RESTRICTED_OPERATION, [&] {
     const int nest = NewGUCNestLevel();
-    (void)set_config_option("search_path", d.search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    (void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     Rows rows = pg::with_spi([&] {
       const int rc = SPI_execute(d.query, true, 0);
       if (rc != SPI_OK_SELECT)
@@ -158,7 +180,7 @@ int64 reload(const MapDef& d, Snapshot catalog, bool defining) {
   }
   if (r != MapStore::Build::Ok) fail_build(r, d, rows, dup);
   if (!install(d, version, catalog != nullptr, seen)) return -1;
-  status::record_success(MyDatabaseId, d.name, static_cast<int64>(rows.n), defining);
+  status::record_success(MyDatabaseId, d, static_cast<int64>(rows.n), defining);
   return static_cast<int64>(rows.n);
 }
 

@@ -30,7 +30,7 @@ void refresh_one(const catalog::Entry& m) {
   if (error) {
     ereport(WARNING, (errmsg("agentcache: refreshing map \"%s\" failed: %s", m.def.name, error),
                       errdetail("The previous version keeps serving.")));
-    status::record_error(MyDatabaseId, m.def.name, error);
+    status::record_error(MyDatabaseId, m.def, error);
   }
   if (!RecoveryInProgress()) catalog::record_refresh(m.def.name, error, entries);
   if (edata) FreeErrorData(edata);

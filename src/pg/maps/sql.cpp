@@ -131,9 +131,7 @@ AGENTCACHE_FUNCTION(agentcache_drop_map) {
 // transaction commits (never on rollback).
 AGENTCACHE_FUNCTION(agentcache_refresh_trigger) {
   return pg::boundary([&]() -> Datum {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-      throw sql_error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "refresh_trigger() must be called as a trigger");
-    auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+    TriggerData* td = pg::trigger_data(fcinfo, "refresh_trigger");
     if (td->tg_trigger->tgnargs < 1)
       throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "refresh_trigger() needs the name of a map as argument");
     for (int i = 0; i < td->tg_trigger->tgnargs; ++i) {

@@ -26,6 +26,7 @@ struct Status {
   bool used;
   uint32 db;
   Name name;
+  Oid owner;                   // the map's owner at its last load (health() shows last_error to it only)
   char last_error[kErrorLen];  // empty: last refresh succeeded
   TimestampTz last_refresh;    // last success; 0: never
   TimestampTz last_attempt;    // last attempt, failed or not; 0: never

@@ -28,12 +28,13 @@ Status* slot(uint32 db, const char* name, bool create) noexcept {
 
 }  // namespace
 
-void record_success(uint32 db, const char* name, int64 entries, bool keep_definer) noexcept {
+void record_success(uint32 db, const MapDef& d, int64 entries, bool keep_definer) noexcept {
   TimestampTz now = GetCurrentTimestamp();
   {
     pg::LWLockGuard g(status_lock(), LW_EXCLUSIVE);
-    Status* st = slot(db, name, true);
+    Status* st = slot(db, d.name, true);
     if (st == nullptr) return;
+    st->owner = d.owner;
     st->last_error[0] = '\0';
     st->last_refresh = st->last_attempt = now;
     st->entries = entries;
@@ -48,10 +49,11 @@ void record_attempt(uint32 db, const char* name) noexcept {
   if (st != nullptr) st->last_attempt = GetCurrentTimestamp();
 }
 
-void record_error(uint32 db, const char* name, const char* message) noexcept {
+void record_error(uint32 db, const MapDef& d, const char* message) noexcept {
   pg::LWLockGuard g(status_lock(), LW_EXCLUSIVE);
-  Status* st = slot(db, name, true);
+  Status* st = slot(db, d.name, true);
   if (st == nullptr) return;
+  st->owner = d.owner;
   strlcpy(st->last_error, message ? message : "error", sizeof st->last_error);
   st->last_attempt = GetCurrentTimestamp();
 }

@@ -7,11 +7,11 @@ namespace agentcache::maps::status {
 
 // A load installed `entries` rows. `keep_definer`: define_map's own mark
 // stays until its transaction ends.
-void record_success(uint32 db, const char* name, int64 entries, bool keep_definer) noexcept;
+void record_success(uint32 db, const MapDef& d, int64 entries, bool keep_definer) noexcept;
 // A refresh that found the map redefined meanwhile: retried one interval later.
 void record_attempt(uint32 db, const char* name) noexcept;
 // A failed refresh (the worker's).
-void record_error(uint32 db, const char* name, const char* message) noexcept;
+void record_error(uint32 db, const MapDef& d, const char* message) noexcept;
 // Last successful refresh and last attempt (0: never).
 void timing(uint32 db, const char* name, TimestampTz* last_ok, TimestampTz* last_try) noexcept;
 void forget(uint32 db, const char* name) noexcept;

@@ -101,7 +101,9 @@ void collect_stats(const pg::StatsSink& sink) {
   }
 }
 
-// map_memory {used, limit} and maps {<name>: {last_error, last_refresh, entries}}.
+// map_memory {used, limit} and maps {<name>: {last_error, last_refresh, entries}};
+// a map's last_error (which may quote its query or a connection string) only
+// for superusers and the map's owner (or members), null for everyone else.
 void add_health(JsonbParseState** st) {
   namespace json = pg::json;
   std::size_t used = 0;
@@ -123,7 +125,8 @@ void add_health(JsonbParseState** st) {
     const Status& m = status[i];
     if (!m.used || m.db != MyDatabaseId) continue;
     json::begin_object(st, m.name);
-    json::kv(st, "last_error", m.last_error[0] ? json::string(m.last_error) : json::null());
+    const bool may_see = superuser() || (OidIsValid(m.owner) && has_privs_of_role(GetUserId(), m.owner));
+    json::kv(st, "last_error", m.last_error[0] && may_see ? json::string(m.last_error) : json::null());
     json::kv(st, "last_refresh", json::time(m.last_refresh));
     json::kv(st, "entries", json::integer(m.entries));
     json::end_object(st);
