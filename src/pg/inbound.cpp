@@ -81,7 +81,9 @@ AGENTCACHE_FUNCTION(agentcache_outbound) {
     memory::check_content(reply);
     Jsonb* meta = PG_ARGISNULL(3) ? nullptr : PG_GETARG_JSONB_P(3);
     PreventCommandIfReadOnly("outbound()");
-    // both in the caller's transaction: after a rollback neither happened
+    // both in the caller's transaction: after a rollback neither happened;
+    // privileges (42501) are judged before the claim (55000)
+    memory::require_add_privileges();
     dedup::complete(message_id);  // 55000 unless the caller holds the claim
     int64 seq = memory::add_turn(session, core::Role::Assistant, reply, meta);
     PG_RETURN_INT64(seq);

@@ -38,4 +38,22 @@ inline void check_length(std::string_view s, std::size_t limit, const char* what
                     textf(FMT_STRING("It is {} bytes long; the limit is {}."), s.size(), limit).c_str());
 }
 
+// The TriggerData of a trigger function; 39P01 when it was not called as a
+// trigger.
+inline TriggerData* trigger_data(FunctionCallInfo fcinfo, const char* fn) {
+  if (!CALLED_AS_TRIGGER(fcinfo))
+    throw sql_error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                    textf(FMT_STRING("{}() must be called as a trigger"), fn).c_str());
+  return reinterpret_cast<TriggerData*>(fcinfo->context);
+}
+
+// 39P01 unless an internal trigger function fires on the one table it serves:
+// attached elsewhere (by anyone able to), it must not touch the extension's
+// state.
+inline void require_trigger_table(const TriggerData* td, Oid relid, const char* fn, const char* table) {
+  if (RelationGetRelid(td->tg_relation) != relid)
+    throw sql_error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+                    textf(FMT_STRING("{}() may only be used on {}"), fn, table).c_str());
+}
+
 }  // namespace agentcache::pg

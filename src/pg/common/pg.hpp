@@ -63,6 +63,10 @@ extern "C" {
 #include "access/heapam.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
+#include "executor/executor.h"
+#include "nodes/readfuncs.h"
+#include "optimizer/optimizer.h"
+#include "utils/rls.h"
 }
 
 // PG's c.h defines these as macros; they break standard C++ headers.

@@ -47,6 +47,40 @@ void insert_index_entries(Relation rel, TupleTableSlot* slot, bool update) {
   list_free(ids);
 }
 
+bool row_security(Oid relid) { return check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED; }
+
+void Constraints::build(Relation rel) {
+  if (cxt_ != nullptr) MemoryContextDelete(cxt_);  // nobody uses the old one now: we are at the point of use
+  cxt_ = AllocSetContextCreate(CacheMemoryContext, "agentcache constraints", ALLOCSET_SMALL_SIZES);
+  MemoryContext old = MemoryContextSwitchTo(cxt_);
+  TupleDesc desc = RelationGetDescr(rel);
+  natts_ = desc->natts;
+  not_null_ = static_cast<bool*>(palloc0(sizeof(bool) * (natts_ ? natts_ : 1)));
+  for (int i = 0; i < natts_; ++i) not_null_[i] = TupleDescAttr(desc, i)->attnotnull;
+  nchecks_ = desc->constr != nullptr ? desc->constr->num_check : 0;
+  checks_ = static_cast<ExprState**>(palloc0(sizeof(ExprState*) * (nchecks_ ? nchecks_ : 1)));
+  for (int i = 0; i < nchecks_; ++i) {
+    Expr* e = expression_planner(static_cast<Expr*>(stringToNode(desc->constr->check[i].ccbin)));
+    checks_[i] = ExecInitExpr(e, nullptr);
+  }
+  econtext_ = nchecks_ > 0 ? CreateStandaloneExprContext() : nullptr;
+  MemoryContextSwitchTo(old);
+  stale_ = false;
+}
+
+bool Constraints::satisfied(Relation rel, TupleTableSlot* slot) {
+  if (stale_ || cxt_ == nullptr) build(rel);
+  slot_getallattrs(slot);
+  for (int i = 0; i < natts_ && i < slot->tts_nvalid; ++i)
+    if (not_null_[i] && slot->tts_isnull[i]) return false;
+  if (nchecks_ == 0) return true;
+  econtext_->ecxt_scantuple = slot;
+  bool ok = true;
+  for (int i = 0; i < nchecks_ && ok; ++i) ok = ExecCheck(checks_[i], econtext_);
+  ResetExprContext(econtext_);
+  return ok;
+}
+
 void store_values(TupleTableSlot* slot, const Datum* values, const bool* nulls) {
   const int n = slot->tts_tupleDescriptor->natts;
   ExecClearTuple(slot);

@@ -1,9 +1,11 @@
 // Writing rows of the extension's own tables without SPI, the planner or the
 // executor, the way logical replication's apply worker writes them: the heap
 // tuple through the table AM, then an entry in every index. Used on the hot
-// paths (put, add_turn) only while the table is exactly as the install script
-// made it; callers check that with the predicates below and fall back to SQL
-// otherwise (an administrator's trigger, policy or index then still applies).
+// paths (put, add_turn) only while the table's shape is as the install
+// script made it and no row-level security applies; its NOT NULL and CHECK
+// constraints are evaluated on each row (Constraints). Callers check with the
+// predicates below and fall back to SQL otherwise, so an administrator's
+// trigger, policy, constraint or index still applies, with its own error.
 #pragma once
 #include "pg/common/pg.hpp"
 
@@ -23,5 +25,33 @@ void insert_index_entries(Relation rel, TupleTableSlot* slot, bool update);
 
 // Fills `slot` with `values`/`nulls` (one per column) as a virtual tuple.
 void store_values(TupleTableSlot* slot, const Datum* values, const bool* nulls);
+
+// Whether row-level security applies to the current user on `relid` (as
+// check_enable_rls says; with row_security = off where it would apply, the
+// same ERROR a query would raise).
+bool row_security(Oid relid);
+
+// The NOT NULL and CHECK constraints of a relation, judged on a row about to
+// be written directly: every CHECK by its expression (whatever its name, and
+// whoever added it), NOT NULL from the tuple descriptor. A row that fails one
+// goes to SQL instead, which raises the constraint's own error. Built at the
+// point of use after an invalidation (the relcache callback only marks it
+// stale: nothing it holds is freed while a caller may be using it).
+class Constraints {
+ public:
+  void invalidate() noexcept { stale_ = true; }
+  // True when the row in `slot` satisfies them; `rel` is open.
+  bool satisfied(Relation rel, TupleTableSlot* slot);
+
+ private:
+  void build(Relation rel);
+  bool stale_ = true;
+  MemoryContext cxt_ = nullptr;
+  int natts_ = 0;
+  bool* not_null_ = nullptr;  // per column
+  int nchecks_ = 0;
+  ExprState** checks_ = nullptr;
+  ExprContext* econtext_ = nullptr;
+};
 
 }  // namespace agentcache::pg::rows

@@ -9,6 +9,7 @@
 #include "pg/dedup/claims.hpp"
 #include "pg/dedup/dedup.hpp"
 #include "pg/dedup/state.hpp"
+#include "pg/dedup/table.hpp"
 
 namespace agentcache::dedup {
 
@@ -43,6 +44,7 @@ char* record_outcome(std::string_view id, bool ok, const text* error) {
 }  // namespace
 
 void finish(std::string_view id, bool ok, const text* error) {
+  table::require(ACL_SELECT | ACL_UPDATE);
   const LOCKTAG tag = claims::claim_tag(id);
   if (!claims::held(tag))
     throw pg::sql_error(

@@ -21,6 +21,7 @@
 #include "pg/dedup/claims.hpp"
 #include "pg/dedup/dedup.hpp"
 #include "pg/dedup/state.hpp"
+#include "pg/dedup/table.hpp"
 
 namespace agentcache::dedup {
 
@@ -62,6 +63,7 @@ void init() {
   if (process_shared_preload_libraries_in_progress)
     pg::shmem::add_region(pg::shmem::Region{"agentcache_dedup", region_size, 0, attach});
   claims::register_callbacks();
+  table::register_callbacks();
   pg::sweeps::register_sweep("dedup_expired", sweep);
 }
 

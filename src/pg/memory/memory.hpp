@@ -16,6 +16,9 @@ void check_session_id(std::string_view key);
 void check_content(const text* content);
 // A max_turns argument: the GUC when NULL, 22023 when not positive.
 int max_turns_arg(FunctionCallInfo fcinfo, int i);
+// 42501 unless the caller may add turns (INSERT and SELECT on agentcache.turns):
+// outbound checks it before it completes the claim.
+void require_add_privileges();
 // Inserts a turn in the caller's transaction (cached at commit); returns seq.
 int64 add_turn(std::string_view key, core::Role role, text* content, Jsonb* meta);
 // get_context(): the newest `want` turns trimmed to max_chars (-1: no limit).

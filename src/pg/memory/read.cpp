@@ -225,7 +225,10 @@ LTurns overlay_pending(LTurns committed, std::string_view key, uint32 npending, 
 
 LTurns turns(std::string_view key, uint32 want) {
   core::SessionCache* cache = sessions();
-  if (cache == nullptr || RecoveryInProgress() || want > static_cast<uint32>(session_turns))
+  // Under row-level security the table is read through SQL (the policies
+  // filter it) and the cache is neither read nor written: a filtered view is
+  // never published, and never served to another role.
+  if (cache == nullptr || RecoveryInProgress() || want > static_cast<uint32>(session_turns) || table::row_security())
     return table_read(key, want, false);
   uint32 npending = 0;
   const bool mine = pending::touches(key);
@@ -257,6 +260,7 @@ int32 warm(std::string_view key) {
   core::SessionCache* cache = sessions();
   const Place at = place_of(cache, key);
   if (pending::touches(key)) return 0;  // its uncommitted turns must not reach shared memory
+  if (table::row_security()) return 0;  // a filtered read is never published
   for (int attempt = 0; attempt < 3; ++attempt) {
     uint64 gen = 0;
     {

@@ -19,6 +19,11 @@ namespace agentcache::memory {
 
 void check_session_id(std::string_view key) { pg::check_length(key, kMaxSessionIdBytes, "session_id"); }
 
+void require_add_privileges() {
+  const AclResult r = pg_class_aclcheck(table::relid(), GetUserId(), ACL_INSERT | ACL_SELECT);
+  if (r != ACLCHECK_OK) aclcheck_error(r, OBJECT_TABLE, "turns");
+}
+
 void check_content(const text* content) {
   const std::size_t len = VARSIZE_ANY_EXHDR(content);
   if (len > static_cast<std::size_t>(max_turn_bytes))
@@ -154,9 +159,8 @@ AGENTCACHE_FUNCTION(agentcache_forget_session) {
 // and AFTER TRUNCATE FOR EACH STATEMENT. Queues invalidations applied at commit.
 AGENTCACHE_FUNCTION(agentcache_turns_changed) {
   return pg::boundary([&]() -> Datum {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-      throw sql_error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "not called as a trigger");
-    auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+    TriggerData* td = pg::trigger_data(fcinfo, "_turns_changed");
+    pg::require_trigger_table(td, table::relid(), "_turns_changed", "agentcache.turns");
     if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
       pending::truncate();
       return PointerGetDatum(nullptr);

@@ -10,15 +10,20 @@ namespace agentcache::memory::table {
 
 namespace {
 
+// Each is re-resolved at its next use after an invalidation; callers keep
+// their own copy of what they use (an invalidation can arrive whenever a
+// relation is opened).
 Oid g_relid = InvalidOid;
-// Whether agentcache.turns is as the install script made it.
+// Whether agentcache.turns has the shape the install script gave it.
 enum class Plain { Unknown, Yes, No };
 Plain g_plain = Plain::Unknown;
+pg::rows::Constraints g_constraints;
 
 void relcache_callback(Datum, Oid rel) {
   if (rel == InvalidOid || rel == g_relid) {
     g_relid = InvalidOid;
     g_plain = Plain::Unknown;
+    g_constraints.invalidate();
   }
 }
 
@@ -41,15 +46,12 @@ void require_select() {
   if (r != ACLCHECK_OK) aclcheck_error(r, OBJECT_TABLE, "turns");
 }
 
-// As installed: its six columns, plain indexes, only its own triggers (which
-// ignore add_turn's rows) and only the role CHECK (the role comes from an
-// enum). Checked once per relcache version.
+// The installed shape: its six columns, plain indexes, and only its own
+// triggers (which ignore add_turn's rows). Checked once per relcache version.
 bool plain(Relation rel) {
   if (g_plain != Plain::Unknown) return g_plain == Plain::Yes;
   static const Oid kTypes[6] = {TEXTOID, INT8OID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
-  TupleDesc desc = RelationGetDescr(rel);
-  bool ok = pg::rows::plain_table(rel, kTypes, 6) && desc->constr != nullptr && desc->constr->num_check == 1 &&
-            std::strcmp(desc->constr->check[0].ccname, "turns_role_check") == 0;
+  bool ok = pg::rows::plain_table(rel, kTypes, 6);
   if (ok && rel->trigdesc != nullptr) {
     const Oid nsp = get_namespace_oid("agentcache", false);
     for (int i = 0; ok && i < rel->trigdesc->numtriggers; ++i) {
@@ -61,5 +63,9 @@ bool plain(Relation rel) {
   g_plain = ok ? Plain::Yes : Plain::No;
   return ok;
 }
+
+bool satisfies(Relation rel, TupleTableSlot* slot) { return g_constraints.satisfied(rel, slot); }
+
+bool row_security() { return pg::rows::row_security(relid()); }
 
 }  // namespace agentcache::memory::table

@@ -40,8 +40,9 @@ int64 next_seq(Relation rel, Relation pk, Datum session, TupleTableSlot* slot) {
 }
 
 // The turn's row without SPI (see pg/common/rows.hpp) while agentcache.turns
-// is as installed and the caller has the privileges the INSERT would need.
-// False, with nothing done, when the SQL INSERT must run instead.
+// has its installed shape, the caller has the privileges the INSERT would
+// need, and the row satisfies the table's constraints. False, with nothing
+// written, when the SQL INSERT must run instead.
 bool insert_direct(std::string_view key, const LTurn& t, int64* seq_out) {
   const Oid relid = table::relid();
   if (!pg::rows::has_privileges(relid, GetUserId(), ACL_SELECT | ACL_INSERT)) return false;
@@ -64,11 +65,15 @@ bool insert_direct(std::string_view key, const LTurn& t, int64* seq_out) {
                      TimestampTzGetDatum(t.at)};
   bool nulls[6] = {false, false, false, false, t.meta == nullptr, false};
   pg::rows::store_values(slot, values, nulls);
-  table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, nullptr);
-  pg::rows::insert_index_entries(rel, slot, false);
+  const bool ok = table::satisfies(rel, slot);  // else the INSERT raises the constraint's error
+  if (ok) {
+    table_tuple_insert(rel, slot, GetCurrentCommandId(true), 0, nullptr);
+    pg::rows::insert_index_entries(rel, slot, false);
+  }
   ExecDropSingleTupleTableSlot(slot);
   index_close(pk, NoLock);
   table_close(rel, NoLock);
+  if (!ok) return false;
   CommandCounterIncrement();
   *seq_out = seq;
   return true;

@@ -2,6 +2,9 @@
 #include "pg/ttl/read.hpp"
 
 #include "pg/common/args.hpp"
+#include "pg/common/spi.hpp"
+
+#include <cstring>
 #include "pg/ttl/table.hpp"
 
 namespace agentcache::ttl::read {
@@ -18,6 +21,31 @@ Found judge(TimestampTz expires_at, bool never, int64 max_stale_us) {
     return Found::Stale;
   return Found::Miss;
 }
+// entry() through SQL, so that row-level security policies filter it.
+Result entry_sql(std::string_view ns, std::string_view key, int64 max_stale_us, Snapshot snap) {
+  static pg::Statement q(
+      "SELECT value, expires_at FROM agentcache.entries"
+      " WHERE namespace OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2",
+      {TEXTOID, TEXTOID});
+  return pg::with_spi([&] {
+    Datum values[2] = {pg::text_datum(ns), pg::text_datum(key)};
+    const int rc = snap ? q.exec_on(snap, values, nullptr, true, 1) : q.exec(values, nullptr, false, 1);
+    pg::spi_check(rc, SPI_OK_SELECT, "reading agentcache.entries");
+    Result out;
+    if (SPI_processed == 0) return out;
+    bool vnull = false, enull = false;
+    const Datum v = pg::spi_value(0, 1, &vnull);
+    const Datum e = pg::spi_value(0, 2, &enull);
+    out.found = judge(enull ? 0 : DatumGetTimestampTz(e), enull, max_stale_us);
+    if (out.found != Found::Miss && !vnull) {
+      Jsonb* j = DatumGetJsonbP(v);
+      out.value = static_cast<Jsonb*>(SPI_palloc(VARSIZE(j)));
+      std::memcpy(out.value, j, VARSIZE(j));
+    }
+    return out;
+  });
+}
+
 }  // namespace
 
 bool lookup(Relation rel, Relation pk, Snapshot snap, Datum ns, Datum key, TupleTableSlot* slot) {
@@ -35,6 +63,7 @@ Result entry(std::string_view ns, std::string_view key, int64 max_stale_us, Snap
   const table::Oids o = table::oids();
   const AclResult acl = pg_class_aclcheck(o.entries, GetUserId(), ACL_SELECT);
   if (acl != ACLCHECK_OK) aclcheck_error(acl, OBJECT_TABLE, "entries");
+  if (table::row_security()) return entry_sql(ns, key, max_stale_us, snap);
   Result out;
   bool pushed = false;
   if (snap == nullptr) {

@@ -10,6 +10,7 @@
 #include "pg/ttl/namespaces.hpp"
 #include "pg/ttl/read.hpp"
 #include "pg/ttl/state.hpp"
+#include "pg/ttl/table.hpp"
 #include "pg/ttl/write.hpp"
 
 using agentcache::pg::null_arg;
@@ -187,9 +188,8 @@ AGENTCACHE_FUNCTION(agentcache_configure_namespace) {
 // COMMIT PREPARED would make the change visible with no bump.
 AGENTCACHE_FUNCTION(agentcache_namespaces_changed) {
   return pg::boundary([&]() -> Datum {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-      throw sql_error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "_namespaces_changed() must be called as a trigger");
-    auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+    TriggerData* td = pg::trigger_data(fcinfo, "_namespaces_changed");
+    pg::require_trigger_table(td, table::oids().namespaces, "_namespaces_changed", "agentcache.namespaces");
     // A new row was cached nowhere (a backend caches only rows it found), so
     // only UPDATE, DELETE and TRUNCATE make other backends re-read.
     namespaces::note_write(!TRIGGER_FIRED_BY_INSERT(td->tg_event));

@@ -9,14 +9,19 @@ namespace agentcache::ttl::table {
 
 namespace {
 
+// Re-resolved at their next use after an invalidation; callers keep their
+// own copy of what they use (an invalidation can arrive whenever a relation
+// is opened).
 Oids g_oids{InvalidOid, InvalidOid, InvalidOid};
 enum class Plain { Unknown, Yes, No };
 Plain g_plain = Plain::Unknown;
+pg::rows::Constraints g_constraints;
 
 void relcache_callback(Datum, Oid rel) {
   if (rel == InvalidOid || rel == g_oids.entries || rel == g_oids.entries_pkey || rel == g_oids.namespaces) {
     g_oids = Oids{InvalidOid, InvalidOid, InvalidOid};
     g_plain = Plain::Unknown;
+    g_constraints.invalidate();
     namespaces::forget_settings();  // the extension may have been dropped and created again
   }
 }
@@ -39,11 +44,13 @@ Oids oids() {
 bool plain(Relation rel) {
   if (g_plain != Plain::Unknown) return g_plain == Plain::Yes;
   static const Oid kTypes[6] = {TEXTOID, TEXTOID, JSONBOID, TEXTARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-  TupleDesc desc = RelationGetDescr(rel);
-  const bool ok = pg::rows::plain_table(rel, kTypes, 6) && rel->trigdesc == nullptr &&
-                  (desc->constr == nullptr || desc->constr->num_check == 0);
+  const bool ok = pg::rows::plain_table(rel, kTypes, 6) && rel->trigdesc == nullptr;
   g_plain = ok ? Plain::Yes : Plain::No;
   return ok;
 }
+
+bool satisfies(Relation rel, TupleTableSlot* slot) { return g_constraints.satisfied(rel, slot); }
+
+bool row_security() { return pg::rows::row_security(oids().entries); }
 
 }  // namespace agentcache::ttl::table

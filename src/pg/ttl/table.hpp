@@ -12,7 +12,13 @@ struct Oids {
 };
 Oids oids();  // 42P01 when the tables do not exist here
 // put's row may be written directly (see write.cpp): its six columns, plain
-// indexes, no triggers, no row-level security, no CHECK constraints.
+// indexes, no triggers, no row-level security.
 bool plain(Relation entries);
+// Whether the row in `slot` satisfies the table's NOT NULL and CHECK
+// constraints (else the SQL upsert runs and raises).
+bool satisfies(Relation entries, TupleTableSlot* slot);
+// Row-level security applies to the current user on agentcache.entries:
+// reads go through SQL, so the policies filter them.
+bool row_security();
 
 }  // namespace agentcache::ttl::table

@@ -75,9 +75,7 @@ using namespace agentcache;
 
 AGENTCACHE_FUNCTION(agentcache_invalidate_trigger) {
   return pg::boundary([&]() -> Datum {
-    if (!CALLED_AS_TRIGGER(fcinfo))
-      throw sql_error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED, "invalidate_trigger() must be called as a trigger");
-    auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+    TriggerData* td = pg::trigger_data(fcinfo, "invalidate_trigger");
     if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
       throw sql_error(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
                       "invalidate_trigger() must be used as a FOR EACH ROW trigger");

@@ -48,8 +48,14 @@ Direct upsert_direct(Row& row, TransactionId* blocker) {
     table_close(rel, NoLock);
     return Direct::NotApplicable;
   }
-  CommandCounterIncrement();  // see this transaction's earlier changes
   TupleTableSlot* next = table_slot_create(rel, nullptr);
+  pg::rows::store_values(next, row.values, row.nulls);
+  if (!table::satisfies(rel, next)) {  // the upsert raises the constraint's error
+    ExecDropSingleTupleTableSlot(next);
+    table_close(rel, NoLock);
+    return Direct::NotApplicable;
+  }
+  CommandCounterIncrement();  // see this transaction's earlier changes
   TupleTableSlot* old = table_slot_create(rel, nullptr);
   Relation pk = index_open(o.entries_pkey, RowExclusiveLock);
   Direct result = Direct::Blocked;
