@@ -8,7 +8,8 @@
 # them); the last build's .so stays installed.
 # Usage (as root, after building both trees as the postgres user):
 #   bash bench/ab_builds.sh /tmp/agentcache-a /tmp/agentcache-b
-# Env: ROUNDS (4) DURATION (8) CLIENTS (8) WORKLOADS ("select1 resolve_instance ttl_get ttl_put")
+# Env: ROUNDS (4) DURATION (8) CLIENTS (8)
+#      WORKLOADS ("select1 resolve_instance ttl_get ttl_put get_context add_turn")
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$ROOT/scripts/lib.sh"
@@ -16,7 +17,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 A=$1 B=$2
 for d in "$A" "$B"; do [ -f "$d/agentcache.so" ] || die "$d/agentcache.so not found: build it first"; done
 ROUNDS=${ROUNDS:-4} DURATION=${DURATION:-8} CLIENTS=${CLIENTS:-8}
-read -r -a LOADS <<<"${WORKLOADS:-select1 resolve_instance ttl_get ttl_put}"
+read -r -a LOADS <<<"${WORKLOADS:-select1 resolve_instance ttl_get ttl_put get_context add_turn}"
 require_root
 LIB=$("$PG_CONFIG" --pkglibdir)
 start_throwaway_cluster agentcache-ab 54340 "shared_buffers = 512MB
@@ -30,18 +31,23 @@ psql_ab -c "CREATE EXTENSION agentcache" \
   -c "INSERT INTO clinics SELECT i, 'clinic ' || i, 'America/Sao_Paulo' FROM generate_series(1, 100) i" \
   -c "INSERT INTO integrations SELECT 'inst-' || i, i % 100 + 1 FROM generate_series(1, 1000) i" \
   -c "SELECT agentcache.define_map('instances', 'SELECT i.instance, jsonb_build_object(''clinic_id'', c.id, ''name'', c.name, ''tz'', c.tz) FROM integrations i JOIN clinics c ON c.id = i.clinic_id')" \
-  -c "SELECT count(agentcache.put('bench', 'k' || g, jsonb_build_object('v', repeat('x', 900)), '1 day')) FROM generate_series(1, 10000) g" >/dev/null
+  -c "SELECT count(agentcache.put('bench', 'k' || g, jsonb_build_object('v', repeat('x', 900)), '1 day')) FROM generate_series(1, 10000) g" \
+  -c "INSERT INTO agentcache.turns (session_id, seq, role, content) SELECT 's' || s, t, CASE WHEN t % 2 = 0 THEN 'assistant' ELSE 'user' END, repeat('word ', 40) FROM generate_series(1, 1000) s, generate_series(1, 30) t" >/dev/null
 printf 'SELECT 1;\n' >"$WORK/select1.sql"
 printf '\\set i random(1, 1000)\nSELECT agentcache.resolve_instance(%s);\n' "'inst-' || :i" >"$WORK/resolve_instance.sql"
 printf '\\set k random(1, 10000)\nSELECT agentcache.get(%s);\n' "'bench', 'k' || :k" >"$WORK/ttl_get.sql"
 printf '\\set k random(1, 10000)\nSELECT agentcache.put(%s);\n' "'bench', 'w' || :k, '{\"v\": 1}'::jsonb, '1 hour'" >"$WORK/ttl_put.sql"
+printf '\\set s random(1, 1000)\nSELECT agentcache.get_context(%s);\n' "'s' || :s" >"$WORK/get_context.sql"
+printf '\\set s random(1, 100000)\nSELECT agentcache.add_turn(%s);\n' "'w' || :s, 'user', 'a new message of some length'" >"$WORK/add_turn.sql"
 chown postgres "$WORK"/*.sql
 declare -A RUNS=()
 for ((round = 1; round <= ROUNDS; round++)); do
   order=("$A" "$B"); [ $((round % 2)) -eq 0 ] && order=("$B" "$A")
   for build in "${order[@]}"; do
-    cp "$build/agentcache.so" "$LIB/agentcache.so"
-    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w restart >/dev/null
+    # stop first, then replace the file (a running server has it mapped), then start
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -w stop >/dev/null
+    install -m 755 "$build/agentcache.so" "$LIB/agentcache.so"
+    runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
     psql_ab -c "SELECT agentcache.refresh_map('instances')" >/dev/null
     for w in "${LOADS[@]}"; do
       psql_ab -c CHECKPOINT
