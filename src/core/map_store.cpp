@@ -163,6 +163,17 @@ int MapStore::find(std::uint32_t db, std::string_view name) const noexcept {
 }
 
 std::string_view MapStore::lookup(int slot, std::string_view key) const noexcept {
+  const std::string_view v = peek(slot, key);
+  count(slot, v.data() != nullptr);
+  return v;
+}
+
+void MapStore::count(int slot, bool hit) const noexcept {
+  const Slot& sl = slots_[slot];
+  (hit ? sl.hits : sl.misses).fetch_add(1, std::memory_order_relaxed);
+}
+
+std::string_view MapStore::peek(int slot, std::string_view key) const noexcept {
   const Slot& sl = slots_[slot];
   if (sl.version != Arena::kNull) {
     const char* base = static_cast<const char*>(arena().ptr(sl.version));
@@ -174,13 +185,10 @@ std::string_view MapStore::lookup(int slot, std::string_view key) const noexcept
       auto* e = reinterpret_cast<const EntryHeader*>(base + buckets[b]);
       const char* data = reinterpret_cast<const char*>(e + 1);
       if (e->hash == hash && e->key_len == key.size() &&
-          (key.empty() || std::memcmp(data, key.data(), key.size()) == 0)) {
-        sl.hits.fetch_add(1, std::memory_order_relaxed);
+          (key.empty() || std::memcmp(data, key.data(), key.size()) == 0))
         return {data + e->key_len, e->value_len};
-      }
     }
   }
-  sl.misses.fetch_add(1, std::memory_order_relaxed);
   return {};
 }
 

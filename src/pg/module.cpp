@@ -17,6 +17,7 @@ void _PG_init(void) {
   using namespace agentcache;
   pg::sweeps::init();
   for (const pg::Tier* const* t = tiers::kAll; *t != nullptr; ++t) (*t)->init();
+  tiers::init_hooks();
   selftest::init();
   worker::init();
   MarkGUCPrefixReserved("agentcache");

@@ -8,4 +8,8 @@ namespace agentcache::tiers {
 // Ends with nullptr.
 extern const pg::Tier* const kAll[];
 
+// From _PG_init: a DROP EXTENSION agentcache or DROP DATABASE that commits
+// releases that database's shared-memory state in every tier.
+void init_hooks();
+
 }  // namespace agentcache::tiers

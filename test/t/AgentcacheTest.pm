@@ -5,8 +5,9 @@ use strict;
 use warnings;
 use Exporter 'import';
 use Time::HiRes qw(time sleep);
+use IPC::Run;
 
-our @EXPORT = qw(wait_true sqlstate expected_context_sql instances_sql);
+our @EXPORT = qw(wait_true sqlstate expected_context_sql instances_sql pgbench_start pgbench_finish);
 
 # Polls $node (every 0.1 s, errors ignored) until $query returns t, for at most
 # $limit seconds (default 15), in database $db (default postgres); returns the
@@ -69,6 +70,47 @@ SELECT agentcache.define_map('instances',
                                           'channel', i.channel)
     FROM integrations i JOIN clinics c ON c.id = i.clinic_id$$} . $arg . q{);
 };
+}
+
+# Starts pgbench against $node's database $db in the background: %opts has
+# clients, seconds, and scripts (a list of [name, sql, weight]); the script
+# files go to the node's base directory. Returns a handle for pgbench_finish.
+sub pgbench_start
+{
+	my ($node, $db, %opts) = @_;
+	my @files;
+	for my $s (@{ $opts{scripts} })
+	{
+		my ($name, $sql, $weight) = @$s;
+		my $file = $node->basedir . "/pgbench_$name.sql";
+		open my $fh, '>', $file or die "cannot write $file: $!";
+		print $fh $sql;
+		close $fh;
+		push @files, '-f', "$file\@" . ($weight // 1);
+	}
+	my ($out, $err) = ('', '');
+	my @cmd = ('pgbench', '-n', '--failures-detailed', '-h', $node->host, '-p', $node->port, '-c', $opts{clients} // 1,
+		'-j', $opts{clients} // 1, '-T', $opts{seconds} // 5, @files, $db);
+	my $h = IPC::Run::start(\@cmd, '>', \$out, '2>', \$err);
+	return { h => $h, out => \$out, err => \$err };
+}
+
+# Waits for a pgbench started by pgbench_start; returns (transactions done,
+# the ERROR lines of aborted clients).
+sub pgbench_finish
+{
+	my ($run) = @_;
+	$run->{h}->finish;
+	my $out = ${ $run->{out} };
+	my $err = ${ $run->{err} };
+	my ($done) = $out =~ /number of transactions actually processed: (\d+)/;
+	my @errors = grep { /ERROR|aborted|FATAL|server closed/ } split /\n/, $err;
+	# pgbench (15+) does not abort a client on a deadlock or serialization
+	# failure: it counts the transaction as failed
+	my ($failed) = $out =~ /number of failed transactions: (\d+)/;
+	push @errors, "$failed transactions failed (deadlock or serialization failure): $out"
+	  if $failed;
+	return ($done // 0, @errors);
 }
 
 1;

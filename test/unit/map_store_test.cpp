@@ -247,6 +247,27 @@ TEST(MapStoreLookup, AbsentKeyIsNullViewAndCountsMiss) {
   EXPECT_EQ(st.hits, 1u);
 }
 
+// peek() finds what lookup() finds and counts nothing; count() counts once.
+TEST(MapStoreLookup, PeekCountsNothingCountCountsOnce) {
+  Region r(1 << 14);
+  MapStore* s = r.store;
+  Entries e;
+  e.add("x", "1");
+  const int slot = put(s, 3, "m", e);
+  ASSERT_NE(slot, MapStore::kNoSlot);
+  EXPECT_EQ(s->peek(slot, "x"), "1");
+  EXPECT_EQ(s->peek(slot, "nope").data(), nullptr);
+  MapSlotStats st = s->slot_stats(slot);
+  EXPECT_EQ(st.hits, 0u);
+  EXPECT_EQ(st.misses, 0u);
+  s->count(slot, true);
+  s->count(slot, false);
+  s->count(slot, false);
+  st = s->slot_stats(slot);
+  EXPECT_EQ(st.hits, 1u);
+  EXPECT_EQ(st.misses, 2u);
+}
+
 // A std::string_view{} (data() == nullptr) key must behave like "" -- and must not
 // hand a null pointer to memcmp/memcpy (run under -fsanitize=undefined).
 TEST(MapStoreLookup, NullDataEmptyKeyAndName) {

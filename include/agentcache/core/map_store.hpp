@@ -66,6 +66,10 @@ class MapStore {
   // The value of `key` in the slot's current version, or {nullptr, 0} when
   // absent. Counts a hit or a miss.
   std::string_view lookup(int slot, std::string_view key) const noexcept;
+  // The same without counting: a caller that may have to look again (its
+  // buffer was too small) counts once, with count().
+  std::string_view peek(int slot, std::string_view key) const noexcept;
+  void count(int slot, bool hit) const noexcept;
   MapSlotStats slot_stats(int slot) const noexcept;
   std::string_view slot_name(int slot) const noexcept;
   std::uint32_t slot_db(int slot) const noexcept;

@@ -15,6 +15,32 @@ inline int64 interval_usecs(const Interval* iv) {
   return static_cast<int64>(v);
 }
 
+// base + usecs when the result is a valid timestamptz; false ("never")
+// when it would lie past the end (or before the start) of timestamptz's range.
+inline bool plus_usecs(TimestampTz base, int64 usecs, TimestampTz* out) {
+  const __int128 v = static_cast<__int128>(base) + usecs;
+  if (v < MIN_TIMESTAMP || v >= END_TIMESTAMP) return false;
+  *out = static_cast<TimestampTz>(v);
+  return true;
+}
+
+// base + iv with PostgreSQL's calendar arithmetic (timestamptz + interval)
+// when the result surely fits; false ("never") otherwise. "Surely": even if
+// every month had 31 days and every day 25 hours the result would lie inside
+// timestamptz's range, so the arithmetic cannot raise. Intervals that close to
+// the end of time (within a few thousand years of year 294276) are "never".
+inline bool plus_interval(TimestampTz base, const Interval* iv, TimestampTz* out) {
+  const __int128 bound =
+      static_cast<__int128>(iv->month < 0 ? -static_cast<int64>(iv->month) : iv->month) * 31 * USECS_PER_DAY +
+      static_cast<__int128>(iv->day < 0 ? -static_cast<int64>(iv->day) : iv->day) * 25 * USECS_PER_HOUR +
+      (iv->time < 0 ? -static_cast<__int128>(iv->time) : static_cast<__int128>(iv->time));
+  if (static_cast<__int128>(base) + bound >= END_TIMESTAMP || static_cast<__int128>(base) - bound < MIN_TIMESTAMP)
+    return false;
+  *out = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(base),
+                                                 IntervalPGetDatum(const_cast<Interval*>(iv))));
+  return true;
+}
+
 // A palloc'd interval of `usecs` microseconds (time part only).
 inline Interval* make_interval_usecs(int64 usecs) {
   auto* iv = static_cast<Interval*>(palloc0(sizeof(Interval)));

@@ -21,7 +21,13 @@
 // Lock order, for every path that takes more than one: TtlGlobal before
 // TtlNamespace before TtlKey; Claim before Fingerprint. No path takes locks
 // of two tiers' spaces at once except inbound/outbound (Claim, then
-// SessionWriter), and nothing takes them in the other order.
+// SessionWriter), and nothing takes them in the other order. Waits for
+// another transaction never happen with a TtlKey lock held by put: a new
+// namespace's row is created before it (a first put may wait there for
+// another creator), a row being changed is waited for after giving it back,
+// and the direct update never waits (table_tuple_update with wait = false).
+// Row locks of bulk deletes (clear, invalidate_tag, the invalidate trigger,
+// clear_all) are taken in ctid order; eviction skips locked rows.
 #pragma once
 #include "pg/common/pg.hpp"
 

@@ -31,20 +31,51 @@ bool has_privileges(Oid relid, Oid roleid, AclMode need) {
   return pg_class_aclmask(relid, roleid, need, ACLMASK_ALL) == need;
 }
 
-void insert_index_entries(Relation rel, TupleTableSlot* slot, bool update) {
+namespace {
+
+// Inserts the entries of `slot` into every index that is ready for inserts
+// (an index a CREATE INDEX CONCURRENTLY has not made ready yet — or left
+// behind, cancelled — gets none, as the executor's ExecInsertIndexTuples
+// does). `arbiter`: this unique index is checked UNIQUE_CHECK_PARTIAL (no
+// wait, no error); returns false when it reported a possible conflict.
+bool insert_entries(Relation rel, TupleTableSlot* slot, bool update, Oid arbiter) {
+  bool unique = true;
   List* ids = RelationGetIndexList(rel);
   ListCell* lc;
   foreach (lc, ids) {
     Relation idx = index_open(lfirst_oid(lc), RowExclusiveLock);
     IndexInfo* ii = BuildIndexInfo(idx);
-    Datum values[INDEX_MAX_KEYS];
-    bool isnull[INDEX_MAX_KEYS];
-    FormIndexDatum(ii, slot, nullptr, values, isnull);
-    (void)index_insert(idx, values, isnull, &slot->tts_tid, rel,
-                       idx->rd_index->indisunique ? UNIQUE_CHECK_YES : UNIQUE_CHECK_NO, update, ii);
+    if (ii->ii_ReadyForInserts) {
+      Datum values[INDEX_MAX_KEYS];
+      bool isnull[INDEX_MAX_KEYS];
+      FormIndexDatum(ii, slot, nullptr, values, isnull);
+      const bool is_arbiter = RelationGetRelid(idx) == arbiter;
+      const IndexUniqueCheck check = is_arbiter                   ? UNIQUE_CHECK_PARTIAL
+                                     : idx->rd_index->indisunique ? UNIQUE_CHECK_YES
+                                                                  : UNIQUE_CHECK_NO;
+      const bool ok = index_insert(idx, values, isnull, &slot->tts_tid, rel, check, update, ii);
+      if (is_arbiter && !ok) unique = false;
+    }
     index_close(idx, NoLock);
   }
   list_free(ids);
+  return unique;
+}
+
+}  // namespace
+
+void insert_index_entries(Relation rel, TupleTableSlot* slot, bool update) {
+  (void)insert_entries(rel, slot, update, InvalidOid);
+}
+
+bool insert_speculative(Relation rel, TupleTableSlot* slot, Oid arbiter) {
+  const TransactionId xid = GetCurrentTransactionId();
+  const uint32 token = SpeculativeInsertionLockAcquire(xid);
+  table_tuple_insert_speculative(rel, slot, GetCurrentCommandId(true), 0, nullptr, token);
+  const bool inserted = insert_entries(rel, slot, false, arbiter);
+  table_tuple_complete_speculative(rel, slot, token, inserted);
+  SpeculativeInsertionLockRelease(xid);
+  return inserted;
 }
 
 bool row_security(Oid relid) { return check_enable_rls(relid, InvalidOid, false) == RLS_ENABLED; }

@@ -20,8 +20,17 @@ bool plain_table(Relation rel, const Oid* types, int ntypes);
 bool has_privileges(Oid relid, Oid roleid, AclMode need);
 
 // Index entries for the row just stored from `slot` (an insert, or an update
-// that was not HOT: `update` is then a hint that the key did not change).
+// that was not HOT: `update` is then a hint that the key did not change), in
+// every index ready for inserts.
 void insert_index_entries(Relation rel, TupleTableSlot* slot, bool update);
+
+// Inserts the row in `slot` with its index entries the way INSERT … ON
+// CONFLICT does: speculatively, judged by the unique index `arbiter`. When a
+// concurrent insert of the same key (one that took none of our locks, e.g.
+// an application's plain INSERT) is found, the row is taken back at once
+// (super-deleted) and false is returned: the caller looks again instead of
+// raising 23505.
+bool insert_speculative(Relation rel, TupleTableSlot* slot, Oid arbiter);
 
 // Fills `slot` with `values`/`nulls` (one per column) as a virtual tuple.
 void store_values(TupleTableSlot* slot, const Datum* values, const bool* nulls);

@@ -12,6 +12,8 @@
 #pragma once
 #include "pg/common/pg.hpp"
 
+#include <type_traits>
+
 namespace agentcache::pg::sweeps {
 
 // Returns rows affected.
@@ -28,14 +30,16 @@ void register_cycle(const char* name, CycleFn fn);
 extern int sweep_interval_ms;  // agentcache.sweep_interval (sighup)
 
 // For the worker.
-void run_sweeps();               // every sweep, then records last_sweep
-int64 run_cycles(bool first);    // every cycle; the smallest delay they asked for
-void worker_started() noexcept;  // publishes MyProcPid and MyLatch
+void run_sweeps(bool record = true);  // every sweep, then (`record`) records last_sweep
+int64 run_cycles(bool first);         // every cycle; the smallest delay they asked for
+void worker_started() noexcept;       // publishes MyProcPid and MyLatch
 void worker_exited() noexcept;
 
 // For tiers.
 void wake_worker() noexcept;
 void note_refresh(TimestampTz at) noexcept;  // health() worker.last_refresh
+// DROP DATABASE / DROP EXTENSION committed: the database's walk positions go.
+void forget_database(Oid db) noexcept;
 
 struct WorkerStatus {
   pid_t pid;  // 0 when not running
@@ -58,13 +62,31 @@ int64 delete_in_batches(const char* table, const char* sql, int64 arg, RowsFn on
 // For sweeps of tables that keep no index on their expiry column (so that
 // updates of it stay HOT): walks agentcache.<table> in block ranges, one
 // transaction per range of kWalkChunkBlocks, at most kWalkBlocksPerSweep per
-// call, resuming at *cursor (back to 0 once the end is reached). `sql` is a
-// DELETE whose $1 and $2 are the range's first and end tid (a Tid Range Scan)
-// and whose $3 is `arg`. on_rows as for delete_in_batches. Returns rows
-// deleted; 0 when the table does not exist in this database.
+// call, resuming where the previous walk of that table in this database
+// stopped (the position lives in shared memory: the worker and the sweepers
+// of other databases resume alike) and starting over at block 0 once the end
+// is reached. For each range, fn(range) runs inside the range's transaction
+// and an SPI connection and returns rows affected. Returns the total; `*wrapped`
+// (if given) tells whether the walk reached the table's end. 0 and no
+// wrap when the table does not exist in this database.
 constexpr BlockNumber kWalkChunkBlocks = 256;      // 2 MB per transaction
 constexpr BlockNumber kWalkBlocksPerSweep = 4096;  // 32 MB per sweep
-int64 delete_by_walk(const char* table, const char* sql, int64 arg, BlockNumber* cursor, RowsFn on_rows);
+struct WalkRange {
+  ItemPointerData lo, hi;  // the range's first tid and its end
+  bool pass_start;         // the range begins at block 0
+};
+using RangeFn = int64 (*)(const WalkRange& range, void* ctx);
+int64 walk_ranges(const char* table, RangeFn fn, void* ctx, bool* wrapped);
+template <class F>
+int64 walk(const char* table, F&& f, bool* wrapped = nullptr) {
+  using Fn = std::remove_reference_t<F>;
+  return walk_ranges(
+      table, [](const WalkRange& r, void* ctx) -> int64 { return (*static_cast<Fn*>(ctx))(r); }, &f, wrapped);
+}
+// Runs `sql` for one range: $1 and $2 are the range's first and end tid (a
+// Tid Range Scan), $3 is `arg`. DELETE (…RETURNING) or SELECT; on_rows sees
+// the rows returned. Returns rows affected.
+int64 exec_range(const char* sql, const WalkRange& range, int64 arg, RowsFn on_rows);
 
 // agentcache.<table> in this database; InvalidOid when the extension (or
 // the table) is not there.

@@ -31,9 +31,10 @@ struct Tier {
   void (*add_health)(JsonbParseState** state);
   // reset_stats(): zeroes the tier's counters.
   void (*reset_stats)();
-  // Drops this database's shared-memory state of the tier (the install
-  // script calls it, so DROP + CREATE EXTENSION starts empty).
-  void (*forget_database)();
+  // Drops a database's shared-memory state of the tier: when DROP EXTENSION
+  // or DROP DATABASE commits, and from the install script (so DROP + CREATE
+  // EXTENSION starts empty). Runs at commit: must not raise.
+  void (*forget_database)(Oid db);
 };
 
 }  // namespace agentcache::pg

@@ -3,9 +3,12 @@
 #include "pg/dedup/claims.hpp"
 
 #include "pg/common/args.hpp"
+#include "pg/common/format.hpp"
 #include "pg/common/locks.hpp"
+#include "pg/dedup/state.hpp"
 #include "agentcache/core/text.hpp"
 
+#include <boost/container/flat_set.hpp>
 #include <boost/container/small_vector.hpp>
 
 #include <algorithm>
@@ -26,6 +29,65 @@ boost::container::small_vector<Pending, 8> g_pending;
 
 bool same_tag(const LOCKTAG& a, const LOCKTAG& b) { return std::memcmp(&a, &b, sizeof(LOCKTAG)) == 0; }
 
+// Every claim and fingerprint lock this session holds (session-level: they
+// outlive transactions), to cap them and to refuse PREPARE while any is held.
+struct TagLess {
+  bool operator()(const LOCKTAG& a, const LOCKTAG& b) const { return std::memcmp(&a, &b, sizeof(LOCKTAG)) < 0; }
+};
+boost::container::flat_set<LOCKTAG, TagLess> g_held;
+int g_held_claims = 0;  // of g_held, those on messages (LockSpace::Claim)
+bool g_exit_hook = false;
+
+bool is_claim(const LOCKTAG& tag) { return tag.locktag_field4 == static_cast<uint16>(pg::LockSpace::Claim); }
+
+void forget_held(const LOCKTAG& tag) noexcept {
+  auto it = g_held.find(tag);
+  if (it == g_held.end()) return;
+  if (is_claim(tag)) --g_held_claims;
+  g_held.erase(it);
+  cluster_count(-1);
+}
+
+// Drops what this session no longer holds (pg_advisory_unlock_all() releases
+// our locks too).
+void revalidate() noexcept {
+  for (auto it = g_held.begin(); it != g_held.end();) {
+    if (LockHeldByMe(&*it, ExclusiveLock)) {
+      ++it;
+      continue;
+    }
+    if (is_claim(*it)) --g_held_claims;
+    it = g_held.erase(it);
+    cluster_count(-1);
+  }
+}
+
+void on_exit(int, Datum) {
+  cluster_count(-static_cast<int>(g_held.size()));
+  g_held.clear();
+  g_held_claims = 0;
+}
+
+// Room for one more lock: at most agentcache.max_claims_per_session claims
+// per session, and all sessions' claims and fingerprints together at most
+// half of the lock table, so claims never make another session run out of
+// shared memory. 53400 otherwise.
+void require_room(const LOCKTAG& tag) {
+  if (is_claim(tag) && g_held_claims >= max_claims_per_session) revalidate();
+  if (is_claim(tag) && g_held_claims >= max_claims_per_session)
+    throw pg::sql_error(
+        ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+        pg::textf(FMT_STRING("this session already holds {} claims"), g_held_claims).c_str(),
+        pg::textf(FMT_STRING("agentcache.max_claims_per_session is {}."), max_claims_per_session).c_str(),
+        "Complete, fail or release the claims this session holds (dedup_complete, dedup_fail, outbound); use one "
+        "connection per worker.");
+  const int64 cap = static_cast<int64>(max_locks_per_xact) * (MaxBackends + max_prepared_xacts) / 2;
+  if (cluster_count(0) >= cap)
+    throw pg::sql_error(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED, "too many agentcache claims are held in the cluster",
+                        pg::textf(FMT_STRING("Claims may use half of the lock table: {} locks."), cap).c_str(),
+                        "Complete or fail held claims, or raise max_locks_per_transaction.");
+}
+
 Pending* find(Op op, const LOCKTAG& tag) {
   for (Pending& p : g_pending)
     if (p.op == op && same_tag(p.tag, tag)) return &p;
@@ -38,7 +100,10 @@ void forget(Op op, const LOCKTAG& tag) {
                   g_pending.end());
 }
 
-void release(const LOCKTAG& tag) noexcept { (void)LockRelease(&tag, ExclusiveLock, true); }
+void release(const LOCKTAG& tag) noexcept {
+  (void)LockRelease(&tag, ExclusiveLock, true);
+  forget_held(tag);
+}
 
 void xact_callback(XactEvent event, void*) {
   if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT) {
@@ -49,6 +114,14 @@ void xact_callback(XactEvent event, void*) {
     for (const Pending& p : g_pending)
       if (p.op == Op::TakenHere) release(p.tag);  // nothing of the claim remains
     g_pending.clear();
+  } else if (event == XACT_EVENT_PRE_PREPARE) {
+    // a prepared transaction outlives this session's locks (its claims would
+    // stay held, or its release never happen): refused, as for turns
+    revalidate();
+    if (!g_pending.empty() || !g_held.empty())
+      ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                      errmsg("cannot PREPARE a transaction while this session holds or changes agentcache claims"),
+                      errdetail("Claims are session-level locks; complete, fail or release them first.")));
   } else if (event == XACT_EVENT_PREPARE) {
     g_pending.clear();
   }
@@ -119,11 +192,21 @@ bool held(const LOCKTAG& tag) { return LockHeldByMe(&tag, ExclusiveLock); }
 bool release_pending(const LOCKTAG& tag) { return find(Op::ReleaseAtCommit, tag) != nullptr; }
 
 bool try_take(const LOCKTAG& tag) {
-  // Room for the record first (that can fail); recording it then cannot, so
-  // no lock is left that an abort would not release.
+  require_room(tag);
+  // Room for the records first (that can fail); recording them then cannot,
+  // so no lock is left that an abort would not release.
   g_pending.reserve(g_pending.size() + 1);
+  g_held.reserve(g_held.size() + 1);
+  if (!g_exit_hook) {
+    before_shmem_exit(on_exit, 0);
+    g_exit_hook = true;
+  }
   if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL) return false;
   g_pending.push_back(Pending{Op::TakenHere, GetCurrentTransactionNestLevel(), tag});
+  if (g_held.insert(tag).second) {
+    if (is_claim(tag)) ++g_held_claims;
+    cluster_count(1);
+  }
   return true;
 }
 

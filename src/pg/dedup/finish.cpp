@@ -22,17 +22,22 @@ namespace {
 char* record_outcome(std::string_view id, bool ok, const text* error) {
   static pg::Statement update(
       "UPDATE agentcache.dedup SET state = $2, holder_pid = NULL, error = $3, updated_at = pg_catalog.now(),"
-      " expires_at = pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) COALESCE(claim_window, $4)"
+      " expires_at = CASE WHEN COALESCE(claim_window, $4) OPERATOR(pg_catalog.<) $5"
+      " THEN pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) COALESCE(claim_window, $4)"
+      " ELSE 'infinity'::pg_catalog.timestamptz END"
       " WHERE message_id OPERATOR(pg_catalog.=) $1 RETURNING fingerprint",
-      {TEXTOID, TEXTOID, TEXTOID, INTERVALOID});
+      {TEXTOID, TEXTOID, TEXTOID, INTERVALOID, INTERVALOID});
   static pg::Statement insert(
       "INSERT INTO agentcache.dedup (message_id, state, attempts, error, updated_at, expires_at)"
       " VALUES ($1, $2, 1, $3, pg_catalog.now(), pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $4)",
       {TEXTOID, TEXTOID, TEXTOID, INTERVALOID});
-  Datum values[4] = {pg::text_datum(id), CStringGetTextDatum(ok ? "completed" : "failed"),
+  // windows (stored as time-only intervals) that reach past the end of
+  // timestamptz end "never": 'infinity' (with a day's margin for the clock)
+  Datum values[5] = {pg::text_datum(id), CStringGetTextDatum(ok ? "completed" : "failed"),
                      error ? PointerGetDatum(error) : Datum(0),
-                     IntervalPGetDatum(pg::make_interval_usecs(static_cast<int64>(dedup_window_s) * USECS_PER_SEC))};
-  char nulls[4] = {' ', ' ', error ? ' ' : 'n', ' '};
+                     IntervalPGetDatum(pg::make_interval_usecs(static_cast<int64>(dedup_window_s) * USECS_PER_SEC)),
+                     IntervalPGetDatum(pg::make_interval_usecs(END_TIMESTAMP - GetCurrentTimestamp() - USECS_PER_DAY))};
+  char nulls[5] = {' ', ' ', error ? ' ' : 'n', ' ', ' '};
   int rc = update.exec(values, nulls, false);
   pg::spi_check(rc, SPI_OK_UPDATE_RETURNING, "updating agentcache.dedup");
   if (SPI_processed == 1) return pg::spi_cstring(0, 1);

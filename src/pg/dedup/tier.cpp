@@ -26,32 +26,41 @@
 namespace agentcache::dedup {
 
 int dedup_window_s = 10 * 60;
+int max_claims_per_session = 1000;
 
 namespace {
 
+struct Shared {
+  Counters counters;
+  pg_atomic_uint64 locks_held;  // claims and fingerprints, every session
+};
+Shared* g_shared = nullptr;
 Counters* g_counters = nullptr;
 
-Size region_size() { return sizeof(Counters); }
+Size region_size() { return sizeof(Shared); }
 
 bool attach(void* base, bool found, LWLockPadded*) {
-  g_counters = static_cast<Counters*>(base);
+  g_shared = static_cast<Shared*>(base);
+  g_counters = &g_shared->counters;
   if (!found)
-    for (pg_atomic_uint64* a :
-         {&g_counters->acquired, &g_counters->in_progress, &g_counters->duplicate, &g_counters->expirations})
+    for (pg_atomic_uint64* a : {&g_counters->acquired, &g_counters->in_progress, &g_counters->duplicate,
+                                &g_counters->expirations, &g_shared->locks_held})
       pg_atomic_init_u64(a, 0);
   return true;
 }
 
 // agentcache.dedup keeps no index on expires_at (dedup_complete sets it: a
-// HOT update that way); the sweep walks the table in block ranges.
-BlockNumber g_next_block = 0;
-
+// HOT update that way); the sweep walks the table in block ranges, skipping
+// rows another transaction has locked (a claim being renewed): never a wait.
 int64 sweep() {
-  const int64 n = pg::sweeps::delete_by_walk(
-      "dedup",
-      "DELETE FROM agentcache.dedup WHERE ctid OPERATOR(pg_catalog.>=) $1 AND ctid OPERATOR(pg_catalog.<) $2"
-      " AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp()",
-      0, &g_next_block, nullptr);
+  const int64 n = pg::sweeps::walk("dedup", [](const pg::sweeps::WalkRange& r) {
+    return pg::sweeps::exec_range(
+        "DELETE FROM agentcache.dedup WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
+        "SELECT ctid FROM agentcache.dedup WHERE ctid OPERATOR(pg_catalog.>=) $1 AND ctid OPERATOR(pg_catalog.<) $2"
+        " AND expires_at OPERATOR(pg_catalog.<=) pg_catalog.clock_timestamp() AND $3 IS NOT NULL"
+        " FOR UPDATE SKIP LOCKED))",
+        r, 0, nullptr);
+  });
   if (n > 0) count(&Counters::expirations, static_cast<uint64>(n));
   return n;
 }
@@ -60,6 +69,9 @@ void init() {
   DefineCustomIntVariable("agentcache.dedup_window",
                           "How long a completed message stays a duplicate (when dedup_begin gave no window).", nullptr,
                           &dedup_window_s, 10 * 60, 1, INT_MAX, PGC_USERSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.max_claims_per_session",
+                          "Claims one session may hold at once (dedup_begin/inbound beyond it raise 53400).", nullptr,
+                          &max_claims_per_session, 1000, 1, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   if (process_shared_preload_libraries_in_progress)
     pg::shmem::add_region(pg::shmem::Region{"agentcache_dedup", region_size, 0, attach});
   claims::register_callbacks();
@@ -71,17 +83,29 @@ int64 counter(pg_atomic_uint64 Counters::*field) {
   return g_counters ? static_cast<int64>(pg_atomic_read_u64(&(g_counters->*field))) : 0;
 }
 
-// name 'claims'; entries = rows (exact: the table holds only messages inside
-// their window), bytes = the table's size.
+// name 'claims'; entries = rows, counted exactly while the table holds at
+// most kExactRows of them, else the planner's estimate (pg_class.reltuples):
+// stats() reads a bounded number of rows however big the table grows.
+// bytes = the table's size.
+constexpr int64 kExactRows = 1000;
 void collect_stats(const pg::StatsSink& sink) {
   int64 rows = 0, bytes = 0;
   pg::with_spi([&] {
-    if (SPI_execute("SELECT (SELECT pg_catalog.count(*) FROM agentcache.dedup),"
-                    " pg_catalog.pg_table_size('agentcache.dedup'::pg_catalog.regclass)",
-                    true, 1) == SPI_OK_SELECT &&
-        SPI_processed == 1) {
+    static pg::Statement q(
+        "SELECT (SELECT pg_catalog.count(*) FROM (SELECT FROM agentcache.dedup LIMIT $1) d),"
+        " (SELECT CASE WHEN c.reltuples OPERATOR(pg_catalog.>) 0 THEN c.reltuples::pg_catalog.int8 ELSE 0 END"
+        "   FROM pg_catalog.pg_class c"
+        "   WHERE c.oid OPERATOR(pg_catalog.=) 'agentcache.dedup'::pg_catalog.regclass),"
+        " pg_catalog.pg_table_size('agentcache.dedup'::pg_catalog.regclass)",
+        {INT8OID});
+    Datum values[1] = {Int64GetDatum(kExactRows + 1)};
+    if (q.exec(values, nullptr, true, 1) == SPI_OK_SELECT && SPI_processed == 1) {
       rows = pg::spi_int64(0, 1);
-      bytes = pg::spi_int64(0, 2);
+      if (rows > kExactRows) {
+        const int64 estimate = pg::spi_int64(0, 2);
+        if (estimate > rows) rows = estimate;
+      }
+      bytes = pg::spi_int64(0, 3);
     }
   });
   sink.row(pg::StatsRow{"dedup", "claims", rows, bytes, counter(&Counters::duplicate), counter(&Counters::acquired),
@@ -115,6 +139,14 @@ void reset_stats() {
 }  // namespace
 
 Counters* counters() noexcept { return g_counters; }
+
+int64 cluster_count(int delta) noexcept {
+  if (g_shared == nullptr) return 0;
+  if (delta == 0) return static_cast<int64>(pg_atomic_read_u64(&g_shared->locks_held));
+  const uint64 v = delta > 0 ? pg_atomic_add_fetch_u64(&g_shared->locks_held, static_cast<uint64>(delta))
+                             : pg_atomic_sub_fetch_u64(&g_shared->locks_held, static_cast<uint64>(-delta));
+  return static_cast<int64>(v);
+}
 
 void count(pg_atomic_uint64 Counters::*field, uint64 n) noexcept {
   if (g_counters != nullptr) pg_atomic_fetch_add_u64(&(g_counters->*field), n);

@@ -4,6 +4,7 @@
 #include "pg/common/args.hpp"
 #include "pg/common/roles.hpp"
 #include "pg/common/locks.hpp"
+#include "pg/common/interval.hpp"
 #include "pg/common/spi.hpp"
 #include "agentcache/core/text.hpp"
 
@@ -91,10 +92,7 @@ void record_refresh(const char* name, const char* error, int64 entries) {
 int read_all(Entry** out) {
   return pg::with_spi([&] {
     const int rc = SPI_execute(
-        "SELECT name, query, owner::pg_catalog.oid, search_path,"
-        " (pg_catalog.date_part('epoch', refresh) OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8"
-        " FROM agentcache.maps ORDER BY name",
-        true, 0);
+        "SELECT name, query, owner::pg_catalog.oid, search_path, refresh FROM agentcache.maps ORDER BY name", true, 0);
     pg::spi_check(rc, SPI_OK_SELECT, "reading agentcache.maps");
     const int n = static_cast<int>(SPI_processed);
     auto* v = static_cast<Entry*>(SPI_palloc(sizeof(Entry) * (n ? n : 1)));
@@ -104,7 +102,7 @@ int read_all(Entry** out) {
       v[i].def.query = pg::spi_cstring(i, 2);
       v[i].def.owner = DatumGetObjectId(pg::spi_value(i, 3, &isnull));
       v[i].def.search_path = pg::spi_cstring(i, 4);
-      v[i].refresh_ms = pg::spi_int64(i, 5);
+      v[i].refresh_us = pg::interval_usecs(DatumGetIntervalP(pg::spi_value(i, 5, &isnull)));
     }
     *out = v;
     return n;

@@ -18,11 +18,11 @@ void remove(const char* name);
 // A load's outcome: success (error nullptr) or the error message.
 void record_refresh(const char* name, const char* error, int64 entries);
 
-// Every definition, with its refresh interval in milliseconds (the worker's
+// Every definition, with its refresh interval in microseconds (the worker's
 // cycle); in CurTransactionContext.
 struct Entry {
   MapDef def;
-  int64 refresh_ms;
+  int64 refresh_us;  // saturating (API.md: a refresh past the end of time is never)
 };
 int read_all(Entry** out);
 

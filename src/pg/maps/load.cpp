@@ -81,15 +81,32 @@ const char* temp_last(const char* search_path) {
   return out.data;
 }
 
+// The query's result as the committed data stands now: a fresh snapshot that
+// does not see this transaction's own uncommitted changes (its command id
+// set back to the first one), so refresh_map run in a transaction that
+// changed the source tables publishes what other sessions would see.
+int execute_committed(const char* query) {
+  SPIPlanPtr plan = SPI_prepare(query, 0, nullptr);
+  if (plan == nullptr)
+    elog(ERROR, "agentcache: could not prepare a map's query: %s", SPI_result_code_string(SPI_result));
+  Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
+  snap->curcid = FirstCommandId;
+  const int rc = SPI_execute_snapshot(plan, nullptr, nullptr, snap, InvalidSnapshot, true, false, 0);
+  UnregisterSnapshot(snap);
+  SPI_freeplan(plan);
+  return rc;
+}
+
 // Runs the query as the map's owner (restricted: no owner-changing side
-// effects) with the map's search_path, pg_temp last.
-Rows run_query(const MapDef& d) {
+// effects) with the map's search_path, pg_temp last; on committed data only
+// unless `own_changes` (define_map: its own transaction's rows count).
+Rows run_query(const MapDef& d, bool own_changes) {
   const char* search_path = temp_last(d.search_path);
   return pg::as_role(d.owner, SECURITY_RESTRICTED_OPERATION, [&] {
     const int nest = NewGUCNestLevel();
     (void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     Rows rows = pg::with_spi([&] {
-      const int rc = SPI_execute(d.query, true, 0);
+      const int rc = own_changes ? SPI_execute(d.query, true, 0) : execute_committed(d.query);
       if (rc != SPI_OK_SELECT)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("the query of map \"%s\" must be a SELECT returning (key text, value jsonb)", d.name)));
@@ -170,7 +187,7 @@ int64 reload(const MapDef& d, Snapshot catalog, bool defining) {
     seen = status::definer_xid(MyDatabaseId, d.name);
     if (TransactionIdIsValid(seen) && XidInMVCCSnapshot(seen, catalog) && !TransactionIdDidAbort(seen)) return -1;
   }
-  const Rows rows = run_query(d);
+  const Rows rows = run_query(d, defining);
   MapStore::Offset version = core::Arena::kNull;
   std::size_t dup = 0;
   MapStore::Build r;
@@ -213,15 +230,15 @@ void drop_others(const char* const* keep, int n) {
   }
 }
 
-void forget_database() noexcept {
+void forget_database(Oid db) noexcept {
   MapStore* s = store();
-  if (s == nullptr) return;
+  if (s == nullptr || db == InvalidOid) return;
   {
     LWLockGuard b(build_lock(), LW_EXCLUSIVE);
     LWLockGuard rd(read_lock(), LW_EXCLUSIVE);
-    s->remove_all(MyDatabaseId);
+    s->remove_all(db);
   }
-  status::forget_database(MyDatabaseId);
+  status::forget_database(db);
 }
 
 bool loaded(uint32 db, const char* name) noexcept {

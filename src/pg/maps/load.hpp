@@ -15,7 +15,8 @@ namespace agentcache::maps::load {
 // `catalog`: the snapshot the worker read the definition with; returns -1
 // (nothing installed) when a definition that snapshot does not see has
 // replaced it. `defining`: called by define_map, whose mark
-// (status::mark_defined_here) stays.
+// (status::mark_defined_here) stays and whose query sees its own
+// transaction's changes; otherwise the query reads committed data only.
 int64 reload(const MapDef& d, Snapshot catalog = nullptr, bool defining = false);
 
 // Removes one map of this database from shared memory, with its status.
@@ -24,8 +25,8 @@ void remove(const char* name);
 // except those a define_map transaction built that is in progress or
 // committed (the catalog snapshot may predate it).
 void drop_others(const char* const* keep, int n);
-// Drops every map of this database, with its status.
-void forget_database() noexcept;
+// Drops every map of database `db`, with its status.
+void forget_database(Oid db) noexcept;
 bool loaded(uint32 db, const char* name) noexcept;
 
 }  // namespace agentcache::maps::load

@@ -9,6 +9,7 @@
 #include "pg/maps/refresh.hpp"
 
 #include "pg/common/boundary.hpp"
+#include "pg/common/interval.hpp"
 #include "pg/common/sweeps.hpp"
 #include "pg/maps/catalog.hpp"
 #include "pg/maps/load.hpp"
@@ -48,19 +49,24 @@ TimestampTz last_activity(const char* name) {
 // on its interval, never in a loop); a map not in memory retries at most
 // every sweep_interval.
 int64 visit(const catalog::Entry& m, bool everything, const requests::Taken& asked) {
-  int64 interval_ms = m.refresh_ms;
-  if (!load::loaded(MyDatabaseId, m.def.name) && interval_ms > pg::sweeps::sweep_interval_ms)
-    interval_ms = pg::sweeps::sweep_interval_ms;
-  TimestampTz base = last_activity(m.def.name);
+  int64 interval_us = m.refresh_us;
+  const int64 sweep_us = static_cast<int64>(pg::sweeps::sweep_interval_ms) * 1000;
+  if (!load::loaded(MyDatabaseId, m.def.name) && interval_us > sweep_us) interval_us = sweep_us;
+  // the next attempt is due one interval after `base`; an interval so long
+  // that the time does not fit in timestamptz means never (API.md)
+  const auto next_due = [&](TimestampTz base, TimestampTz* at) { return pg::plus_usecs(base, interval_us, at); };
+  TimestampTz base = last_activity(m.def.name), at = 0;
   const bool due = everything || requests::contains(asked, m.def.name) || base == 0 ||
                    status::definer_state(MyDatabaseId, m.def.name) == status::Definer::Aborted ||
-                   GetCurrentTimestamp() >= TimestampTzPlusMilliseconds(base, interval_ms);
+                   (next_due(base, &at) && GetCurrentTimestamp() >= at);
   if (due) {
     refresh_one(m);
     CHECK_FOR_INTERRUPTS();
     base = last_activity(m.def.name);
   }
-  return (TimestampTzPlusMilliseconds(base ? base : GetCurrentTimestamp(), interval_ms) - GetCurrentTimestamp()) / 1000;
+  const TimestampTz now = GetCurrentTimestamp();
+  if (!next_due(base ? base : now, &at)) return PG_INT64_MAX / 1000;  // never: only asked-for refreshes
+  return at > now ? (at - now) / 1000 : 0;
 }
 
 void run(bool everything, int64* next_ms) {

@@ -138,7 +138,7 @@ void reset_stats() {
   if (store() != nullptr) store()->reset_counters();
 }
 
-void forget_database() { load::forget_database(); }
+void forget_database(Oid db) { load::forget_database(db); }
 
 }  // namespace
 

@@ -69,6 +69,7 @@ core::TurnData turn_data(const LTurn& t) {
 // Applies the list to shared memory. Runs at XACT_EVENT_COMMIT: must not
 // raise. Only noexcept core calls and LWLock acquire/release happen here.
 void apply() noexcept {
+  forget_if_promoted();
   core::SessionCache* cache = sessions();
   if (cache == nullptr) return;
   const uint32 db = MyDatabaseId;

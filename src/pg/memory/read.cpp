@@ -224,11 +224,15 @@ LTurns overlay_pending(LTurns committed, std::string_view key, uint32 npending, 
 }  // namespace
 
 LTurns turns(std::string_view key, uint32 want) {
+  forget_if_promoted();
   core::SessionCache* cache = sessions();
   // Under row-level security the table is read through SQL (the policies
   // filter it) and the cache is neither read nor written: a filtered view is
-  // never published, and never served to another role.
-  if (cache == nullptr || RecoveryInProgress() || want > static_cast<uint32>(session_turns) || table::row_security())
+  // never published, and never served to another role. In REPEATABLE READ
+  // and SERIALIZABLE the transaction's snapshot decides what is visible,
+  // which the cache (the latest committed turns) cannot answer.
+  if (cache == nullptr || RecoveryInProgress() || want > static_cast<uint32>(session_turns) ||
+      IsolationUsesXactSnapshot() || table::row_security())
     return table_read(key, want, false);
   uint32 npending = 0;
   const bool mine = pending::touches(key);
@@ -257,6 +261,8 @@ LTurns turns(std::string_view key, uint32 want) {
 }
 
 int32 warm(std::string_view key) {
+  forget_if_promoted();
+  if (RecoveryInProgress()) note_filled_in_recovery();
   core::SessionCache* cache = sessions();
   const Place at = place_of(cache, key);
   if (pending::touches(key)) return 0;  // its uncommitted turns must not reach shared memory

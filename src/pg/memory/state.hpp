@@ -22,6 +22,13 @@ extern int turn_retention_s;   // agentcache.turn_retention (sighup; 0 = keep)
 core::SessionCache* sessions() noexcept;  // nullptr when not preloaded
 LWLock* partition_lock(uint32 partition) noexcept;
 
+// A standby caches sessions only through warm_session, and replay does not
+// keep them current. Before publishing during recovery, note it; the first
+// cache access after the standby is promoted drops every cached session
+// (they are reloaded from the table). noexcept: called at commit too.
+void note_filled_in_recovery() noexcept;
+void forget_if_promoted() noexcept;
+
 // A turn in backend memory (palloc'd, in the scratch buffer or a pending op). POD.
 struct LTurn {
   int64 seq;

@@ -47,6 +47,7 @@ struct Shared {
   LWLockPadded* locks;
   core::SessionCache* sessions;
   std::size_t bytes;
+  pg_atomic_uint32 filled_in_recovery;
 };
 Shared* g_shared = nullptr;
 
@@ -63,6 +64,7 @@ bool attach(void* base, bool found, LWLockPadded* locks) {
   if (found) return true;
   g_shared->locks = locks;
   g_shared->bytes = cache_bytes();
+  pg_atomic_init_u32(&g_shared->filled_in_recovery, 0);
   void* region = static_cast<char*>(base) + MAXALIGN(sizeof(Shared));
   g_shared->sessions =
       core::SessionCache::create(region, g_shared->bytes, kPartitions, static_cast<std::uint32_t>(session_turns));
@@ -147,18 +149,32 @@ void reset_stats() {
   for (uint32 p = 0; p < cache->partitions(); ++p) cache->table(p).reset_counters();
 }
 
-void forget_database() {
+void forget_database(Oid db) {
   core::SessionCache* cache = sessions();
-  if (cache == nullptr) return;
+  if (cache == nullptr || db == InvalidOid) return;
   for (uint32 p = 0; p < cache->partitions(); ++p) {
     pg::LWLockGuard g(partition_lock(p), LW_EXCLUSIVE);
-    cache->table(p).invalidate_all(MyDatabaseId);
+    cache->table(p).invalidate_all(db);
   }
 }
 
 }  // namespace
 
 core::SessionCache* sessions() noexcept { return g_shared ? g_shared->sessions : nullptr; }
+
+void note_filled_in_recovery() noexcept {
+  if (g_shared != nullptr) pg_atomic_write_u32(&g_shared->filled_in_recovery, 1);
+}
+
+void forget_if_promoted() noexcept {
+  if (g_shared == nullptr || pg_atomic_read_u32(&g_shared->filled_in_recovery) == 0 || RecoveryInProgress()) return;
+  uint32 expected = 1;
+  if (!pg_atomic_compare_exchange_u32(&g_shared->filled_in_recovery, &expected, 0)) return;  // another backend does it
+  for (uint32 p = 0; p < g_shared->sessions->partitions(); ++p) {
+    pg::LWLockGuard g(partition_lock(p), LW_EXCLUSIVE);
+    g_shared->sessions->table(p).invalidate_all(0);
+  }
+}
 LWLock* partition_lock(uint32 partition) noexcept { return &g_shared->locks[partition].lock; }
 
 const pg::Tier kTier{"memory", init, collect_stats, add_health, reset_stats, forget_database};

@@ -25,14 +25,19 @@ namespace {
 
 // The query's single value converted with to_jsonb (copied into the caller's
 // memory context), or nullptr for zero rows or NULL. Inside SPI.
+[[noreturn]] void not_plain(int rc) {
+  throw sql_error(ERRCODE_FEATURE_NOT_SUPPORTED, "the fetch query must be a single plain statement",
+                  pg::textf(FMT_STRING("SPI refused it: {}."), SPI_result_code_string(rc)).c_str(),
+                  "Transaction control and COPY cannot run inside fetch().");
+}
+
 Jsonb* run_query(const char* query) {
   SPIPlanPtr plan = SPI_prepare(query, 0, nullptr);
-  if (plan == nullptr)
-    elog(ERROR, "agentcache: could not prepare the fetch query: %s", SPI_result_code_string(SPI_result));
+  if (plan == nullptr) not_plain(SPI_result);  // (errors of the statement itself are raised by SPI_prepare)
   if (list_length(SPI_plan_get_plan_sources(plan)) != 1)
     throw sql_error(ERRCODE_SYNTAX_ERROR, "the fetch query must be a single statement");
   int rc = SPI_execute_snapshot(plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, false, true, 2);
-  if (rc < 0) elog(ERROR, "agentcache: the fetch query failed: %s", SPI_result_code_string(rc));
+  if (rc < 0) not_plain(rc);
   if (SPI_tuptable == nullptr || SPI_tuptable->tupdesc->natts != 1)
     throw sql_error(ERRCODE_DATATYPE_MISMATCH, "the fetch query must return exactly one column");
   if (SPI_processed > 1) throw sql_error(ERRCODE_CARDINALITY_VIOLATION, "the fetch query returned more than one row");
@@ -98,8 +103,11 @@ Jsonb* compute(const char* query, int64 stale_us, ErrorData** edata) {
 }
 
 // The answer to a failed query under stale_if_error: a value expired at most
-// stale_us ago, with a WARNING; else the query's error.
+// stale_us ago, with a WARNING; else the query's error. A cancel, a
+// statement_timeout or any other operator intervention (class 57) is not an
+// error of the query: it propagates, never becomes a stale answer.
 Jsonb* stale_answer(std::string_view ns, std::string_view key, int64 stale_us, bool standby, ErrorData* edata) {
+  if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION) throw pg::pg_error(edata);
   read::Result old = standby ? read::Result{} : read::entry(ns, key, stale_us, nullptr);
   if (old.found == read::Found::Miss || old.value == nullptr) throw pg::pg_error(edata);
   namespaces::add(ns, &Counters::stale_hits, 1);
@@ -113,8 +121,8 @@ Jsonb* stale_answer(std::string_view ns, std::string_view key, int64 stale_us, b
 
 // Stores a leader's value; a put of the key committing meanwhile is waited
 // for, keeping the key lock (the leader's waiters must go on waiting for it).
-void store_as_leader(const write::Entry& e) {
-  for (TransactionId w = write::store(e); TransactionIdIsValid(w); w = write::store(e))
+void store_as_leader(const write::Entry& e, const namespaces::Settings& st) {
+  for (TransactionId w = write::store(e, st); TransactionIdIsValid(w); w = write::store(e, st))
     XactLockTableWait(w, nullptr, nullptr, XLTW_None);
 }
 
@@ -141,17 +149,22 @@ AGENTCACHE_FUNCTION(agentcache_fetch) {
         PG_ARGISNULL(4) ? -1 : pg::nonnegative_interval_usecs(PG_GETARG_INTERVAL_P(4), "stale_if_error");
     const bool standby = RecoveryInProgress();
     Jsonb* hit = standby ? nullptr : read::fresh_value(ns, key);
+    // a leader that will store resolves its namespace (maybe creating it)
+    // before it takes any lock: see write::settings_for_store
+    const bool will_store = !standby && !XactReadOnly;
+    namespaces::Settings st{};
+    if (hit == nullptr && will_store) st = write::settings_for_store(ns);
     if (hit == nullptr) hit = lead(ns, key, standby);
     if (hit != nullptr) {
-      namespaces::add(ns, &Counters::hits, 1);
+      namespaces::count_read(ns, &Counters::hits);
       PG_RETURN_JSONB_P(hit);
     }
-    namespaces::add(ns, &Counters::misses, 1, standby);  // misses on a standby count too
+    namespaces::count_read(ns, &Counters::misses);  // misses on a standby count too
     ErrorData* edata = nullptr;
     Jsonb* value = compute(text_to_cstring(PG_GETARG_TEXT_PP(2)), stale_us, &edata);
     if (edata != nullptr) PG_RETURN_JSONB_P(stale_answer(ns, key, stale_us, standby, edata));
     if (value == nullptr) PG_RETURN_NULL();  // zero rows: NULL, not cached
-    if (!standby && !XactReadOnly) store_as_leader(write::Entry{ns, key, value, ttl, Datum(0)});
+    if (will_store) store_as_leader(write::Entry{ns, key, value, ttl, Datum(0)}, st);
     PG_RETURN_JSONB_P(value);
   });
 }

@@ -137,8 +137,7 @@ Settings settings(std::string_view ns, bool create) {
       return st;
     }
     if (!create) return st;
-    create_row(ns);
-    slot(ns, true);
+    create_row(ns);  // its counter slot comes with its first stored entry
   }
   return st;
 }
@@ -152,11 +151,15 @@ void forget_settings() noexcept {
   for (Local& l : g_local) l.has_settings = false;
 }
 
+// Slots form an open-addressed table probed from the name's hash. A slot of a
+// dropped database is a tombstone (used, db = InvalidOid): lookups go on past
+// it, a new namespace takes the first one on its path.
 Slot* slot(std::string_view ns, bool create) noexcept {
   Slot* all = slots();
   if (all == nullptr || ns.size() > kMaxNamespaceBytes) return nullptr;
   Local& l = local(ns);
-  if (l.slot != nullptr) return l.slot;
+  if (l.slot != nullptr && l.slot->used && same_name(*l.slot, ns)) return l.slot;  // (its database may be gone)
+  l.slot = nullptr;
   const uint32 start = static_cast<uint32>(core::hash_bytes(ns, MyDatabaseId) % kSlots);
   {
     pg::LWLockGuard g(slot_lock(), LW_SHARED);
@@ -168,19 +171,36 @@ Slot* slot(std::string_view ns, bool create) noexcept {
   }
   if (!create) return nullptr;
   pg::LWLockGuard g(slot_lock(), LW_EXCLUSIVE);
+  Slot* free_slot = nullptr;
   for (int i = 0; i < kSlots; ++i) {
     Slot& s = all[(start + i) % kSlots];
-    if (s.used) {
-      if (same_name(s, ns)) return l.slot = &s;
-      continue;
-    }
-    s.db = MyDatabaseId;
-    std::memcpy(s.name, ns.data(), ns.size());
-    s.name[ns.size()] = '\0';
-    s.used = true;
-    return l.slot = &s;
+    if (s.used && same_name(s, ns)) return l.slot = &s;
+    if (s.used && s.db != InvalidOid) continue;
+    if (free_slot == nullptr) free_slot = &s;  // a tombstone, or the end of the path
+    if (!s.used) break;
   }
-  return nullptr;  // full: this namespace goes uncounted
+  if (free_slot == nullptr) return nullptr;  // full: this namespace goes uncounted
+  for (pg_atomic_uint64* a :
+       {&free_slot->c.hits, &free_slot->c.misses, &free_slot->c.stale_hits, &free_slot->c.evictions,
+        &free_slot->c.expirations, &free_slot->c.invalidations, &free_slot->c.entries, &free_slot->c.bytes,
+        &free_slot->pass_entries, &free_slot->pass_bytes})
+    pg_atomic_write_u64(a, 0);
+  free_slot->db = MyDatabaseId;
+  std::memcpy(free_slot->name, ns.data(), ns.size());
+  free_slot->name[ns.size()] = '\0';
+  free_slot->used = true;
+  return l.slot = free_slot;
+}
+
+void count_read(std::string_view ns, pg_atomic_uint64 Counters::*field) {
+  if (slots() == nullptr) return;
+  Slot* s = slot(ns, false);
+  if (s == nullptr) {
+    Settings st;
+    const bool known = cached_settings(ns, &st) || pg::with_spi([&] { return read_row(ns, &st); });
+    if (known) s = slot(ns, true);
+  }
+  if (s != nullptr) pg_atomic_fetch_add_u64(&(s->c.*field), 1);
 }
 
 void add(std::string_view ns, pg_atomic_uint64 Counters::*field, int64 n, bool create) noexcept {

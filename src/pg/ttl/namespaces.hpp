@@ -37,6 +37,11 @@ void forget_settings() noexcept;
 // (create = true: put, fetch storing, configure_namespace, the recount),
 // never by a read, so probing unknown namespaces leaves no trace.
 void add(std::string_view ns, pg_atomic_uint64 Counters::*field, int64 n, bool create = false) noexcept;
+// A read's count (hits, misses): into the namespace's slot, which a read
+// creates only when the namespace exists in agentcache.namespaces (after a
+// restart or crash, or on a standby, reads count at once; a probe of an
+// unknown namespace still leaves no trace). May run SQL (not noexcept).
+void count_read(std::string_view ns, pg_atomic_uint64 Counters::*field);
 // The namespace's slot (nullptr when full, not preloaded, or absent and not `create`).
 Slot* slot(std::string_view ns, bool create) noexcept;
 

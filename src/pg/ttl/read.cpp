@@ -10,10 +10,6 @@
 namespace agentcache::ttl::read {
 
 namespace {
-// entries' columns, as installed: namespace, key, value, tags, expires_at, stored_at
-constexpr AttrNumber kValue = 3;
-constexpr AttrNumber kExpiresAt = 5;
-
 Found judge(TimestampTz expires_at, bool never, int64 max_stale_us) {
   const TimestampTz now = GetCurrentTimestamp();  // clock_timestamp(): expiry is judged at the call
   if (never || expires_at > now) return Found::Fresh;
@@ -78,8 +74,8 @@ Result entry(std::string_view ns, std::string_view key, int64 max_stale_us, Snap
   TupleTableSlot* slot = table_slot_create(rel, nullptr);
   if (lookup(rel, idx, snap, pg::text_datum(ns), pg::text_datum(key), slot)) {
     bool vnull = false, enull = false;
-    Datum v = slot_getattr(slot, kValue, &vnull);
-    Datum e = slot_getattr(slot, kExpiresAt, &enull);
+    Datum v = slot_getattr(slot, o.value, &vnull);
+    Datum e = slot_getattr(slot, o.expires_at, &enull);
     out.found = judge(enull ? 0 : DatumGetTimestampTz(e), enull, max_stale_us);
     if (out.found != Found::Miss && !vnull) out.value = reinterpret_cast<Jsonb*>(PG_DETOAST_DATUM_COPY(v));
   }

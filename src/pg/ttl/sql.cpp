@@ -38,16 +38,16 @@ Datum get_impl(FunctionCallInfo fcinfo, bool stale) {
   const std::string_view ns = ns_arg(fcinfo, 0);
   const std::string_view key = key_arg(fcinfo, 1);
   const int64 max_stale = stale ? pg::nonnegative_interval_usecs(PG_GETARG_INTERVAL_P(2), "max_stale") : -1;
-  if (RecoveryInProgress()) {                         // UNLOGGED contents are not readable on a standby: a miss
-    namespaces::add(ns, &Counters::misses, 1, true);  // a standby has no writes to create the slot
+  if (RecoveryInProgress()) {  // UNLOGGED contents are not readable on a standby: a miss
+    namespaces::count_read(ns, &Counters::misses);
     PG_RETURN_NULL();
   }
   const read::Result r = read::entry(ns, key, max_stale, nullptr);
   if (r.found == read::Found::Miss) {
-    namespaces::add(ns, &Counters::misses, 1);
+    namespaces::count_read(ns, &Counters::misses);
     PG_RETURN_NULL();
   }
-  namespaces::add(ns, r.found == read::Found::Fresh ? &Counters::hits : &Counters::stale_hits, 1);
+  namespaces::count_read(ns, r.found == read::Found::Fresh ? &Counters::hits : &Counters::stale_hits);
   PG_RETURN_JSONB_P(r.value);
 }
 
@@ -75,8 +75,9 @@ AGENTCACHE_FUNCTION(agentcache_put) {
     // the row (read::writer), and a transaction may put any number of keys
     // without filling the lock table. Another transaction writing the row is
     // waited for without the key lock: it may be a put of the key again.
+    const namespaces::Settings st = write::settings_for_store(ns);
     locks::lock_key(ns, key);
-    for (TransactionId w = write::store(e); TransactionIdIsValid(w); w = write::store(e)) {
+    for (TransactionId w = write::store(e, st); TransactionIdIsValid(w); w = write::store(e, st)) {
       locks::unlock_key(ns, key);
       XactLockTableWait(w, nullptr, nullptr, XLTW_None);
       locks::lock_key(ns, key);
@@ -107,7 +108,7 @@ AGENTCACHE_FUNCTION(agentcache_invalidate) {
     locks::lock_key(ns, key);
     static pg::Statement q(
         "DELETE FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1 AND key OPERATOR(pg_catalog.=) $2"
-        " RETURNING namespace",
+        " RETURNING namespace",  // one row: no order to keep
         {TEXTOID, TEXTOID});
     Datum values[2] = {pg::text_datum(ns), pg::text_datum(key)};
     const int64 n = write::delete_where(q, values);
@@ -121,7 +122,8 @@ AGENTCACHE_FUNCTION(agentcache_invalidate_tag) {
     if (PG_ARGISNULL(0)) null_arg("tag");
     PreventCommandIfReadOnly("invalidate_tag()");
     static pg::Statement q(
-        "DELETE FROM agentcache.entries WHERE tags OPERATOR(pg_catalog.@>) ARRAY[$1]::pg_catalog.text[]"
+        "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT ctid FROM agentcache.entries"
+        " WHERE tags OPERATOR(pg_catalog.@>) ARRAY[$1]::pg_catalog.text[] ORDER BY namespace, key FOR UPDATE))"
         " RETURNING namespace",
         {TEXTOID});
     Datum values[1] = {PG_GETARG_DATUM(0)};
@@ -137,7 +139,9 @@ AGENTCACHE_FUNCTION(agentcache_clear) {
     PreventCommandIfReadOnly("clear()");
     locks::lock_namespace(ns, ExclusiveLock);
     static pg::Statement q(
-        "DELETE FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1 RETURNING namespace", {TEXTOID});
+        "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT ctid FROM agentcache.entries"
+        " WHERE namespace OPERATOR(pg_catalog.=) $1 ORDER BY namespace, key FOR UPDATE)) RETURNING namespace",
+        {TEXTOID});
     Datum values[1] = {pg::text_datum(ns)};
     PG_RETURN_INT64(write::delete_where(q, values));
   });
@@ -148,7 +152,10 @@ AGENTCACHE_FUNCTION(agentcache_clear_all) {
   return pg::boundary([&]() -> Datum {
     PreventCommandIfReadOnly("clear_all()");
     locks::lock_global(ExclusiveLock);
-    static pg::Statement q("DELETE FROM agentcache.entries RETURNING namespace", {});
+    static pg::Statement q(
+        "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT ctid FROM agentcache.entries"
+        " ORDER BY namespace, key FOR UPDATE)) RETURNING namespace",
+        {});
     PG_RETURN_INT64(write::delete_where(q, nullptr));
   });
 }

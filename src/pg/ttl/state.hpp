@@ -25,6 +25,9 @@ struct Slot {
   uint32 db;
   char name[64];
   Counters c;
+  // the worker's re-count in progress (a walk over several sweeps), copied
+  // into c.entries/c.bytes when the walk reaches the end of the table
+  pg_atomic_uint64 pass_entries, pass_bytes;
 };
 Slot* slots() noexcept;  // kSlots slots; nullptr when not preloaded
 LWLock* slot_lock() noexcept;

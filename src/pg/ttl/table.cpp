@@ -12,14 +12,14 @@ namespace {
 // Re-resolved at their next use after an invalidation; callers keep their
 // own copy of what they use (an invalidation can arrive whenever a relation
 // is opened).
-Oids g_oids{InvalidOid, InvalidOid, InvalidOid};
+Oids g_oids{InvalidOid, InvalidOid, InvalidOid, InvalidAttrNumber, InvalidAttrNumber};
 enum class Plain { Unknown, Yes, No };
 Plain g_plain = Plain::Unknown;
 pg::rows::Constraints g_constraints;
 
 void relcache_callback(Datum, Oid rel) {
   if (rel == InvalidOid || rel == g_oids.entries || rel == g_oids.entries_pkey || rel == g_oids.namespaces) {
-    g_oids = Oids{InvalidOid, InvalidOid, InvalidOid};
+    g_oids = Oids{InvalidOid, InvalidOid, InvalidOid, InvalidAttrNumber, InvalidAttrNumber};
     g_plain = Plain::Unknown;
     g_constraints.invalidate();
     namespaces::forget_settings();  // the extension may have been dropped and created again
@@ -34,9 +34,13 @@ Oids oids() {
   if (g_oids.entries != InvalidOid) return g_oids;
   const Oid nsp = get_namespace_oid("agentcache", false);
   Oids o{get_relname_relid("entries", nsp), get_relname_relid("entries_pkey", nsp),
-         get_relname_relid("namespaces", nsp)};
+         get_relname_relid("namespaces", nsp), InvalidAttrNumber, InvalidAttrNumber};
   if (o.entries == InvalidOid || o.entries_pkey == InvalidOid || o.namespaces == InvalidOid)
     throw pg::sql_error(ERRCODE_UNDEFINED_TABLE, "relation agentcache.entries does not exist");
+  o.value = get_attnum(o.entries, "value");
+  o.expires_at = get_attnum(o.entries, "expires_at");
+  if (o.value == InvalidAttrNumber || o.expires_at == InvalidAttrNumber)
+    throw pg::sql_error(ERRCODE_UNDEFINED_COLUMN, "agentcache.entries has no column value or expires_at");
   g_oids = o;
   return o;
 }

@@ -9,6 +9,7 @@ namespace agentcache::ttl::table {
 void register_callbacks();
 struct Oids {
   Oid entries, entries_pkey, namespaces;
+  AttrNumber value, expires_at;  // entries' columns, by name (a column dropped and added again moves)
 };
 Oids oids();  // 42P01 when the tables do not exist here
 // put's row may be written directly (see write.cpp): its six columns, plain

@@ -18,6 +18,11 @@
 //    that transaction (read::writer);
 //  * namespace lock: fetch leaders hold it shared, clear() exclusive;
 //  * global lock: fetch leaders hold it shared, clear_all() exclusive.
+// Row locks: a statement that deletes many rows (clear, invalidate_tag, the
+// trigger) locks them first in (namespace, key) order (write::delete_where);
+// the eviction and the worker's sweep lock with SKIP LOCKED and never wait.
+// A put locks one row. So no two agentcache calls wait on each other's rows
+// in opposite orders.
 // A fetch leader runs its query on a fresh snapshot taken after it holds the
 // key lock, so a value computed from data older than a committed invalidation
 // of its key is never stored.
@@ -110,6 +115,19 @@ void collect_stats(const pg::StatsSink& sink) {
   }
 }
 
+// The database's counter slots go back to the free pool. A backend that
+// cached a pointer to one checks the slot's name before it counts into it
+// (namespaces::slot).
+void forget_database(Oid db) {
+  if (g_shared == nullptr || db == InvalidOid) return;
+  pg::LWLockGuard g(g_shared->lock, LW_EXCLUSIVE);
+  for (Slot& s : g_shared->slots)
+    if (s.used && s.db == db) {
+      s.db = InvalidOid;  // a tombstone (see namespaces::slot)
+      s.name[0] = '\0';
+    }
+}
+
 void reset_stats() {
   if (g_shared == nullptr) return;
   for (Slot& s : g_shared->slots)
@@ -124,6 +142,6 @@ Slot* slots() noexcept { return g_shared ? g_shared->slots : nullptr; }
 LWLock* slot_lock() noexcept { return g_shared->lock; }
 pg_atomic_uint64* settings_generation() noexcept { return g_shared ? &g_shared->settings_generation : nullptr; }
 
-const pg::Tier kTier{"ttl", init, collect_stats, nullptr, reset_stats, nullptr};
+const pg::Tier kTier{"ttl", init, collect_stats, nullptr, reset_stats, forget_database};
 
 }  // namespace agentcache::ttl

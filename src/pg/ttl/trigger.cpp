@@ -62,8 +62,10 @@ void add_tag(const core::TagTemplate& tmpl, HeapTuple row, TupleDesc desc, Datum
 void invalidate_tags(Datum* tags, int ntags) {
   if (ntags == 0) return;
   ArrayType* arr = construct_array(tags, ntags, TEXTOID, -1, false, TYPALIGN_INT);
-  static pg::Statement q("DELETE FROM agentcache.entries WHERE tags OPERATOR(pg_catalog.&&) $1 RETURNING namespace",
-                         {TEXTARRAYOID});
+  static pg::Statement q(
+      "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT ctid FROM agentcache.entries"
+      " WHERE tags OPERATOR(pg_catalog.&&) $1 ORDER BY namespace, key FOR UPDATE)) RETURNING namespace",
+      {TEXTARRAYOID});
   Datum values[1] = {PointerGetDatum(arr)};
   (void)write::delete_where(q, values);
 }

@@ -4,6 +4,7 @@
 #include "pg/common/args.hpp"
 #include "pg/common/boundary.hpp"
 #include "pg/common/rows.hpp"
+#include "pg/common/interval.hpp"
 #include "pg/common/spi.hpp"
 #include "pg/ttl/namespaces.hpp"
 #include "pg/ttl/read.hpp"
@@ -69,23 +70,27 @@ Direct upsert_direct(Row& row, TransactionId* blocker) {
     if (TransactionIdIsValid(*blocker)) break;  // being deleted (or written) by another transaction
     pg::rows::store_values(next, row.values, row.nulls);
     if (!found) {
-      table_tuple_insert(rel, next, GetCurrentCommandId(true), 0, nullptr);
-      pg::rows::insert_index_entries(rel, next, false);
-      result = Direct::Inserted;
-      break;
+      // a key inserted meanwhile by a plain INSERT: look again (update it, or wait for its writer)
+      if (pg::rows::insert_speculative(rel, next, o.entries_pkey)) result = Direct::Inserted;
+      continue;
     }
     ItemPointerData tid = old->tts_tid;
     ExecClearTuple(old);  // its buffer pin would keep the page from being pruned
     TM_FailureData tmfd;
     LockTupleMode lockmode;
     bool update_indexes = false;
+    // never waits here, with the caller's key lock held: a row another
+    // transaction is changing comes back to the caller as a blocker
     const TM_Result res = table_tuple_update(rel, &tid, next, GetCurrentCommandId(true), GetLatestSnapshot(),
-                                             InvalidSnapshot, true, &tmfd, &lockmode, &update_indexes);
+                                             InvalidSnapshot, false, &tmfd, &lockmode, &update_indexes);
     if (res == TM_Ok) {
       if (update_indexes) pg::rows::insert_index_entries(rel, next, true);
       result = Direct::Updated;
     } else if (res == TM_SelfModified) {
       CommandCounterIncrement();
+    } else if (res == TM_BeingModified) {
+      *blocker = tmfd.xmax;
+      break;
     } else if (res != TM_Updated && res != TM_Deleted) {
       elog(ERROR, "agentcache: unexpected result %d updating an entry", res);
     }  // else deleted or updated by a transaction that committed meanwhile: look again
@@ -119,23 +124,24 @@ bool upsert_sql(const Entry& e, bool expires, TimestampTz expires_at) {
   });
 }
 
-// When the entry expires: its own ttl (PostgreSQL's arithmetic: out of range
-// raises 22008), else the namespace's default; false: never.
+// When the entry expires: its own ttl (PostgreSQL's calendar arithmetic),
+// else the namespace's default; false: never — also when the time would lie
+// past the end of timestamptz (API.md: clamped to "never").
 bool expiry(const Entry& e, const Settings& st, TimestampTz* at) {
-  if (e.ttl != nullptr) {
-    *at = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval, TimestampTzGetDatum(GetCurrentTimestamp()),
-                                                  IntervalPGetDatum(const_cast<Interval*>(e.ttl))));
-    return true;
-  }
-  *at = st.has_ttl ? GetCurrentTimestamp() + st.ttl_us : 0;
-  return st.has_ttl;
+  *at = 0;
+  if (e.ttl != nullptr) return pg::plus_interval(GetCurrentTimestamp(), e.ttl, at);
+  return st.has_ttl && pg::plus_usecs(GetCurrentTimestamp(), st.ttl_us, at);
 }
 
 }  // namespace
 
-TransactionId store(const Entry& e) {
+Settings settings_for_store(std::string_view ns) {
   Settings st{};
-  if (!namespaces::cached_settings(e.ns, &st)) st = pg::with_spi([&] { return namespaces::settings(e.ns, true); });
+  if (!namespaces::cached_settings(ns, &st)) st = pg::with_spi([&] { return namespaces::settings(ns, true); });
+  return st;
+}
+
+TransactionId store(const Entry& e, const Settings& st) {
   TimestampTz expires_at = 0;
   const bool expires = expiry(e, st, &expires_at);
   Row row = make_row(e, expires, expires_at);
@@ -169,7 +175,7 @@ int64 enforce_max(std::string_view ns, int64 max, const std::string_view* keep) 
       "DELETE FROM agentcache.entries WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY("
       " SELECT ctid FROM agentcache.entries WHERE namespace OPERATOR(pg_catalog.=) $1"
       " AND ($2 IS NULL OR key OPERATOR(pg_catalog.<>) $2)"
-      " ORDER BY expires_at ASC NULLS LAST LIMIT $3))",
+      " ORDER BY expires_at ASC NULLS LAST LIMIT $3 FOR UPDATE SKIP LOCKED))",
       {TEXTOID, TEXTOID, INT8OID});
   Datum v1[1] = {pg::text_datum(ns)};
   int rc = count.exec_latest(v1, nullptr, false);

@@ -1,5 +1,11 @@
 // The agentcache background worker: one per cluster, connected to
 // agentcache.database, restarted by the postmaster one second after it dies.
+// The sweeps of every other database are run by short-lived sweepers
+// (dynamic background workers, one database at a time): after each of its own
+// sweeps the worker queues every database that accepts connections and starts
+// a sweeper for the next one whenever none is running; the postmaster wakes
+// it (bgw_notify_pid) when one stops. A database without the extension costs
+// its sweeper a connection and a catalog lookup.
 // Its loop runs every cycle (pg::sweeps::register_cycle) on each wake-up —
 // first thing after it starts, with `first` set — and every sweep
 // (pg::sweeps::register_sweep) when agentcache.sweep_interval has passed,
@@ -8,13 +14,16 @@
 #include "pg/worker/worker.hpp"
 
 #include "pg/common/boundary.hpp"
+#include "pg/common/format.hpp"
 #include "pg/common/shmem.hpp"
+#include "pg/common/spi.hpp"
 #include "pg/common/sweeps.hpp"
 
 #include <cstring>
 
 extern "C" {
 PGDLLEXPORT void agentcache_worker_main(Datum);
+PGDLLEXPORT void agentcache_sweeper_main(Datum);
 }
 
 namespace agentcache::worker {
@@ -51,10 +60,71 @@ void pin_session() {
 // Milliseconds to sleep: until the earliest of the cycles' next run and the
 // next sweep; during recovery at most a sweep interval (maps may be added).
 long sleep_ms(int64 cycles_ms, TimestampTz next_sweep) {
-  const int64 sweep_ms = (next_sweep - GetCurrentTimestamp()) / 1000;
-  int64 timeout = cycles_ms < sweep_ms ? cycles_ms : sweep_ms;
-  if (RecoveryInProgress() && timeout > pg::sweeps::sweep_interval_ms) timeout = pg::sweeps::sweep_interval_ms;
+  // no sweeps during recovery: the cycles' own schedule, re-checked every
+  // sweep interval (a standby's catalog may gain maps)
+  const int64 sweep_ms =
+      RecoveryInProgress() ? pg::sweeps::sweep_interval_ms : (next_sweep - GetCurrentTimestamp()) / 1000;
+  const int64 timeout = cycles_ms < sweep_ms ? cycles_ms : sweep_ms;
   return static_cast<long>(timeout < 10 ? 10 : timeout);
+}
+
+// The round of other databases' sweeps (see the top of this file).
+constexpr int kMaxDatabases = 1024;
+Oid g_round[kMaxDatabases];
+int g_round_len = 0, g_round_next = 0;
+BackgroundWorkerHandle* g_sweeper = nullptr;  // in TopMemoryContext
+
+void queue_other_databases() {
+  if (g_round_next < g_round_len) return;  // the previous round is not done
+  g_round_len = g_round_next = 0;
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  PushActiveSnapshot(GetTransactionSnapshot());
+  pg::with_spi([&] {
+    Oid types[1] = {OIDOID};
+    Datum values[1] = {ObjectIdGetDatum(MyDatabaseId)};
+    const int rc = SPI_execute_with_args(
+        "SELECT oid FROM pg_catalog.pg_database WHERE datallowconn AND NOT datistemplate"
+        " AND oid OPERATOR(pg_catalog.<>) $1 ORDER BY oid",
+        1, types, values, nullptr, true, kMaxDatabases);
+    pg::spi_check(rc, SPI_OK_SELECT, "listing databases");
+    for (uint64 i = 0; i < SPI_processed; ++i) {
+      bool isnull = false;
+      g_round[g_round_len++] = DatumGetObjectId(pg::spi_value(i, 1, &isnull));
+    }
+  });
+  PopActiveSnapshot();
+  CommitTransactionCommand();
+}
+
+// Starts the next sweeper when none runs. No free background worker slot:
+// the database waits for the next round.
+void advance_round() {
+  if (g_sweeper != nullptr) {
+    pid_t pid = 0;
+    const BgwHandleStatus st = GetBackgroundWorkerPid(g_sweeper, &pid);
+    if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED) return;
+    pfree(g_sweeper);
+    g_sweeper = nullptr;
+  }
+  if (g_round_next >= g_round_len || RecoveryInProgress()) return;
+  const Oid db = g_round[g_round_next++];
+  BackgroundWorker w;
+  std::memset(&w, 0, sizeof w);
+  w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+  w.bgw_restart_time = BGW_NEVER_RESTART;
+  strlcpy(w.bgw_library_name, "agentcache", sizeof w.bgw_library_name);
+  strlcpy(w.bgw_function_name, "agentcache_sweeper_main", sizeof w.bgw_function_name);
+  strlcpy(w.bgw_name, pg::textf<BGW_MAXLEN>(FMT_STRING("agentcache sweeper for database {}"), db).c_str(),
+          sizeof w.bgw_name);
+  strlcpy(w.bgw_type, "agentcache sweeper", sizeof w.bgw_type);
+  w.bgw_main_arg = ObjectIdGetDatum(db);
+  w.bgw_notify_pid = MyProcPid;
+  MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+  if (!RegisterDynamicBackgroundWorker(&w, &g_sweeper)) g_sweeper = nullptr;
+  MemoryContextSwitchTo(old);
+  if (g_sweeper == nullptr) g_round_next = g_round_len;  // no slot: wait for the next round
 }
 
 }  // namespace
@@ -77,13 +147,20 @@ void init() {
 
 [[noreturn]] void run() {
   bool first = true;  // first thing: every map
-  TimestampTz next_sweep = 0;
+  TimestampTz last_sweep = 0;
   for (;;) {
     const int64 cycles_ms = pg::sweeps::run_cycles(first);
+    advance_round();
     first = false;
-    if (!RecoveryInProgress() && GetCurrentTimestamp() >= next_sweep) {
+    // the next sweep is due one interval after the last one, with the
+    // interval in force now: a reload that lowers it takes effect at once
+    TimestampTz next_sweep = TimestampTzPlusMilliseconds(last_sweep, pg::sweeps::sweep_interval_ms);
+    if (!RecoveryInProgress() && (last_sweep == 0 || GetCurrentTimestamp() >= next_sweep)) {
       pg::sweeps::run_sweeps();
-      next_sweep = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), pg::sweeps::sweep_interval_ms);
+      queue_other_databases();
+      advance_round();
+      last_sweep = GetCurrentTimestamp();
+      next_sweep = TimestampTzPlusMilliseconds(last_sweep, pg::sweeps::sweep_interval_ms);
     }
     (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms(cycles_ms, next_sweep),
                     PG_WAIT_EXTENSION);
@@ -107,4 +184,14 @@ void agentcache_worker_main(Datum) {
   before_shmem_exit(agentcache::worker::on_exit, 0);
   agentcache::pg::sweeps::worker_started();
   agentcache::worker::run();
+}
+
+// A sweeper: every tier's sweep in one database, then exit.
+void agentcache_sweeper_main(Datum arg) {
+  pqsignal(SIGTERM, die);
+  BackgroundWorkerUnblockSignals();
+  BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
+  agentcache::worker::pin_session();
+  agentcache::pg::sweeps::run_sweeps(/*record=*/false);
+  proc_exit(0);
 }
