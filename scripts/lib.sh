@@ -11,6 +11,7 @@ APT_PACKAGES=(
   postgresql-15 postgresql-server-dev-15 postgresql-contrib
   libboost-dev libfmt-dev libgtest-dev libgmock-dev
   cmake ninja-build g++ make libipc-run-perl clang-format python3
+  libpq-dev python3-psycopg
 )
 
 header() { printf '\n==== %s ====\n' "$*"; }

@@ -3,17 +3,19 @@
 #     bash scripts/test.sh
 # Suites: core-ctest (GoogleTest, no server), regress, nopreload, isolation and
 # tap (each in its own throwaway instance started by pg_regress or the TAP
-# framework). Every suite runs even when an earlier one fails. The last line of
-# output is "N passed, N failed" (N counts suites); the exit status is non-zero
-# when anything failed.
-# Env: AGENTCACHE_SKIP_APT=1 skips apt-get.
+# framework), then soak (test/soak: the chaos soak, SOAK_SECONDS, default 60)
+# and fuzz (test/fuzz: the SQL fuzzer, FUZZ_CASES, default 3000), each with a
+# throwaway cluster under /tmp. Every suite runs even when an earlier one
+# fails. The last line of output is "N passed, N failed" (N counts suites);
+# the exit status is non-zero when anything failed.
+# Env: AGENTCACHE_SKIP_APT=1 skips apt-get; SOAK_SECONDS, FUZZ_CASES, FUZZ_SEED.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 
-SUITES=(core-ctest regress nopreload isolation tap)
+SUITES=(core-ctest regress nopreload isolation tap soak fuzz)
 declare -A RESULT=() SECONDS_TAKEN=()
 SRC=""
 STAGED=0
@@ -110,7 +112,12 @@ core_ctest() {
   aspg ctest --test-dir build --output-on-failure
 }
 
-pg_suite() { aspg make PG_CONFIG="$PG_CONFIG" "check-$1"; }
+pg_suite() {
+  case $1 in
+    soak | fuzz) bash "test/$1/run.sh" ;;  # run as root: they start their own cluster as postgres
+    *) aspg make PG_CONFIG="$PG_CONFIG" "check-$1" ;;
+  esac
+}
 
 require_root
 
@@ -141,7 +148,7 @@ elif ! make install PG_CONFIG="$PG_CONFIG"; then
   printf '\n>>> make install FAILED\n'
 fi
 
-for s in regress nopreload isolation tap; do
+for s in regress nopreload isolation tap soak fuzz; do
   if [ "$EXT_OK" = 1 ]; then
     run_suite "$s" pg_suite "$s"
   else

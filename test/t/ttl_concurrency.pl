@@ -67,8 +67,8 @@ SELECT agentcache.put('inv', 'k' || :k, to_jsonb(:k));
 SELECT agentcache.get('inv', 'k' || :k);
 SELECT agentcache.fetch('inv', 'f' || :k, 'SELECT 1', '1 second');
 } ],
-			[ 'a_inbound', q{\set m random(1, 1000000000)
-SELECT agentcache.inbound('none', 'inv-m-' || :m, 'inv-in-' || (:m % 10), 'hi ' || :m);
+			[ 'a_inbound', q{\set m random(1, 1000000000000000)
+SELECT agentcache.inbound('none', 'inv-m-' || :m, 'inv-in-' || (:m % 10), 'hi');
 SELECT agentcache.outbound('inv-m-' || :m, 'inv-in-' || (:m % 10), 'reply');
 } ],
 		],
