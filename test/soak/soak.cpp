@@ -138,6 +138,7 @@ class Conn {
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+    PQsetNoticeProcessor(c_, [](void*, const char*) {}, nullptr);  // NOTICEs of the chaos are expected
     std::string setup = "SET statement_timeout = '20s'";
     if (!role_.empty()) setup += "; SET ROLE " + role_;
     PGresult* r = PQexec(c_, setup.c_str());
