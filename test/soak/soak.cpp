@@ -206,6 +206,19 @@ bool allowed_error(const std::string& op, const Result& r, bool extra_ok = false
   return false;
 }
 
+// "a,b,c" -> {"a", "b", "c"} ("" -> {})
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(sep, pos);
+    if (end == std::string::npos) end = text.size();
+    out.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
 // ------------------------------------------------------------------ dedup
 struct Hold {
   int thread;
@@ -366,14 +379,9 @@ void memory_thread(int t) {
     count_op("memory get_context");
     std::vector<std::pair<long, std::string>> got;
     const std::string& text = r.at(0, 0);
-    size_t pos = 0;
-    while (pos < text.size()) {
-      size_t comma = text.find(',', pos);
-      if (comma == std::string::npos) comma = text.size();
-      const std::string item = text.substr(pos, comma - pos);
+    for (const std::string& item : split(text, ',')) {
       const size_t colon = item.find(':');
       got.emplace_back(std::stol(item.substr(0, colon)), item.substr(colon + 1));
-      pos = comma + 1;
     }
     std::lock_guard<std::mutex> g(g_mem_mu);
     const auto& acked = g_turns[s];
@@ -616,15 +624,11 @@ void lookup_thread(int t) {
       min_refreshed = last_before(g_refreshed, r.req);
     }
     max_sent = std::max(max_sent, 1L);
-    const std::string& text = r.at(0, 0);
-    size_t pos = 0;
-    while (pos < text.size()) {
-      size_t comma = text.find(',', pos);
-      if (comma == std::string::npos) comma = text.size();
-      const std::string item = text.substr(pos, comma - pos);
-      pos = comma + 1;
-      const size_t c1 = item.find(':'), c2 = item.find(':', c1 + 1);
-      const std::string k = item.substr(0, c1), ver = item.substr(c1 + 1, c2 - c1 - 1), asked = item.substr(c2 + 1);
+    for (const std::string& item : split(r.at(0, 0), ',')) {
+      const std::vector<std::string> f = split(item, ':');  // answered key : version : asked key
+      const std::string& k = f[0];
+      const std::string& ver = f[1];
+      const std::string& asked = f[2];
       if (k != asked || ver == "null") {
         violation("maps: lookup of " + asked + " answered " + item);
         continue;
