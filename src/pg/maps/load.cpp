@@ -22,6 +22,7 @@ namespace {
 struct Rows {
   MapEntryIn* v;
   std::size_t n;
+  uint64 snapshot;  // the completion count of the snapshot the query ran on
 };
 
 void check_shape(const MapDef& d, TupleDesc td, Oid* value_type) {
@@ -37,7 +38,7 @@ void check_shape(const MapDef& d, TupleDesc td, Oid* value_type) {
 // Copies the SPI result (rows with a NULL key are skipped).
 Rows copy_rows(Oid value_type) {
   TupleDesc td = SPI_tuptable->tupdesc;
-  Rows rows{static_cast<MapEntryIn*>(SPI_palloc(sizeof(MapEntryIn) * (SPI_processed ? SPI_processed : 1))), 0};
+  Rows rows{static_cast<MapEntryIn*>(SPI_palloc(sizeof(MapEntryIn) * (SPI_processed ? SPI_processed : 1))), 0, 0};
   for (uint64 i = 0; i < SPI_processed; ++i) {
     HeapTuple tup = SPI_tuptable->vals[i];
     bool knull = false, vnull = false;
@@ -85,12 +86,13 @@ const char* temp_last(const char* search_path) {
 // does not see this transaction's own uncommitted changes (its command id
 // set back to the first one), so refresh_map run in a transaction that
 // changed the source tables publishes what other sessions would see.
-int execute_committed(const char* query) {
+int execute_committed(const char* query, uint64* completion_count) {
   SPIPlanPtr plan = SPI_prepare(query, 0, nullptr);
   if (plan == nullptr)
     elog(ERROR, "agentcache: could not prepare a map's query: %s", SPI_result_code_string(SPI_result));
   Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
   snap->curcid = FirstCommandId;
+  *completion_count = snap->snapXactCompletionCount;
   const int rc = SPI_execute_snapshot(plan, nullptr, nullptr, snap, InvalidSnapshot, true, false, 0);
   UnregisterSnapshot(snap);
   SPI_freeplan(plan);
@@ -105,8 +107,10 @@ Rows run_query(const MapDef& d, bool own_changes) {
   return pg::as_role(d.owner, SECURITY_RESTRICTED_OPERATION, [&] {
     const int nest = NewGUCNestLevel();
     (void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    uint64 completion_count = 0;
     Rows rows = pg::with_spi([&] {
-      const int rc = own_changes ? SPI_execute(d.query, true, 0) : execute_committed(d.query);
+      if (own_changes) completion_count = GetActiveSnapshot()->snapXactCompletionCount;
+      const int rc = own_changes ? SPI_execute(d.query, true, 0) : execute_committed(d.query, &completion_count);
       if (rc != SPI_OK_SELECT)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("the query of map \"%s\" must be a SELECT returning (key text, value jsonb)", d.name)));
@@ -114,6 +118,7 @@ Rows run_query(const MapDef& d, bool own_changes) {
       check_shape(d, SPI_tuptable->tupdesc, &value_type);
       return copy_rows(value_type);
     });
+    rows.snapshot = completion_count;
     AtEOXact_GUC(true, nest);
     return rows;
   });
@@ -140,8 +145,12 @@ Rows run_query(const MapDef& d, bool own_changes) {
 
 // Swaps `version` in unless the map was redefined since `seen` was read
 // (catalog != nullptr: the worker); frees whichever version is not in use.
-// Returns false when redefined (nothing installed).
-bool install(const MapDef& d, MapStore::Offset version, bool worker, TransactionId seen) {
+// Returns false when redefined (nothing installed). A version loaded on an
+// older snapshot than the installed one's is dropped (the installed one is
+// at least as fresh): versions never go back in time. define_map's version
+// (a new query) always goes in.
+bool install(const MapDef& d, MapStore::Offset version, bool worker, TransactionId seen, uint64 snapshot,
+             bool defining) {
   MapStore* s = store();
   MapStore::Offset old = core::Arena::kNull;
   bool ok;
@@ -151,11 +160,16 @@ bool install(const MapDef& d, MapStore::Offset version, bool worker, Transaction
       s->free_version(version);  // redefined meanwhile: its rows stay
       return false;
     }
+    if (!defining && !status::newer_than_installed(MyDatabaseId, d.name, snapshot)) {
+      s->free_version(version);
+      return true;
+    }
     {
       LWLockGuard rd(read_lock(), LW_EXCLUSIVE);
       ok = s->install(MyDatabaseId, d.name, version, &old);
     }
     s->free_version(ok ? old : version);
+    if (ok) status::note_installed(MyDatabaseId, d.name, snapshot);
   }
   if (!ok)
     throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "too many lookup maps",
@@ -196,7 +210,7 @@ int64 reload(const MapDef& d, Snapshot catalog, bool defining) {
     r = store()->build(rows.v, rows.n, &version, &dup);
   }
   if (r != MapStore::Build::Ok) fail_build(r, d, rows, dup);
-  if (!install(d, version, catalog != nullptr, seen)) return -1;
+  if (!install(d, version, catalog != nullptr, seen, rows.snapshot, defining)) return -1;
   status::record_success(MyDatabaseId, d, static_cast<int64>(rows.n), defining);
   return static_cast<int64>(rows.n);
 }

@@ -35,6 +35,11 @@ struct Status {
   // The worker keeps such a map while that transaction is in progress or
   // committed, and reloads it from the catalog if it aborted.
   TransactionId definer_xid;
+  // The snapshot of the installed version's load (its
+  // snapXactCompletionCount): a load that ran on an older snapshot never
+  // replaces it (a worker refresh finishing after a refresh_map that saw
+  // newer data).
+  uint64 installed_snapshot;
 };
 
 // Work asked of the worker, guarded by status_lock().

@@ -78,6 +78,18 @@ void forget_database(uint32 db) noexcept {
     if (all[i].used && all[i].db == db) all[i].used = false;
 }
 
+bool newer_than_installed(uint32 db, const char* name, uint64 snapshot) noexcept {
+  pg::LWLockGuard g(status_lock(), LW_SHARED);
+  Status* st = slot(db, name, false);
+  return st == nullptr || snapshot >= st->installed_snapshot;
+}
+
+void note_installed(uint32 db, const char* name, uint64 snapshot) noexcept {
+  pg::LWLockGuard g(status_lock(), LW_EXCLUSIVE);
+  Status* st = slot(db, name, true);
+  if (st != nullptr) st->installed_snapshot = snapshot;
+}
+
 void mark_defined_here(uint32 db, const char* name) {
   const TransactionId xid = GetTopTransactionId();  // may assign one: before taking the lock
   pg::LWLockGuard g(status_lock(), LW_EXCLUSIVE);

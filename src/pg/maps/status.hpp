@@ -17,6 +17,12 @@ void timing(uint32 db, const char* name, TimestampTz* last_ok, TimestampTz* last
 void forget(uint32 db, const char* name) noexcept;
 void forget_database(uint32 db) noexcept;
 
+// Whether a load on a snapshot with completion count `snapshot` may replace
+// the installed version (it is not older), and the record that it did.
+// Called under the build lock.
+bool newer_than_installed(uint32 db, const char* name, uint64 snapshot) noexcept;
+void note_installed(uint32 db, const char* name, uint64 snapshot) noexcept;
+
 // define_map's transaction, recorded before it installs its version.
 void mark_defined_here(uint32 db, const char* name);
 TransactionId definer_xid(uint32 db, const char* name);
