@@ -29,6 +29,11 @@ BEGIN
     IF role IS NULL THEN
         RAISE EXCEPTION 'role must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    -- a regrole of an OID that names no role (e.g. 0 from '-') prints as a
+    -- number: 42704, not a syntax error of the GRANT below
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) role::pg_catalog.oid) THEN
+        RAISE EXCEPTION 'role with OID % does not exist', role::pg_catalog.oid USING ERRCODE = 'undefined_object';
+    END IF;
     EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA agentcache TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT, INSERT, DELETE ON agentcache.turns TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT ON agentcache.stats TO %s', role);

@@ -94,6 +94,9 @@ SELECT c.call,
   FROM regress_calls c ORDER BY c.n;
 -- the NULL required argument of grant_app
 SELECT sqlstate_of($$SELECT agentcache.grant_app(NULL)$$) AS grant_app_null;
+-- a regrole naming no role (found by the fuzzer: a syntax error of the GRANT)
+SELECT sqlstate_of($$SELECT agentcache.grant_app(4294967295::oid::regrole)$$) AS grant_app_no_such_role,
+       sqlstate_of($$SELECT agentcache.grant_app('-'::regrole)$$) AS grant_app_dash;
 -- clean up what the calls left (claims of this backend included)
 SELECT agentcache.dedup_release('regress-msg') IS NOT NULL, agentcache.dedup_release('regress-in') IS NOT NULL;
 SELECT agentcache.forget_session('regress-x:1') + agentcache.forget_session('regress-x:2') >= 0 AS forgotten;
