@@ -45,6 +45,14 @@ Jsonb* run_query(const char* query) {
   bool isnull = false;
   Datum v = pg::spi_value(0, 1, &isnull);
   const Oid type = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
+  // a pseudo-type column (void, record of no known shape…) has no to_jsonb:
+  // the shape is wrong, as for a second column (found by the fuzzer: 42883
+  // from the conversion)
+  if (get_typtype(type) == TYPTYPE_PSEUDO && type != RECORDOID)
+    throw sql_error(ERRCODE_DATATYPE_MISMATCH,
+                    pg::textf(FMT_STRING("the fetch query's column has type {}, which cannot be converted to jsonb"),
+                              format_type_be(type))
+                        .c_str());
   if (isnull) return nullptr;
   Jsonb* j = nullptr;
   if (type == JSONBOID) {

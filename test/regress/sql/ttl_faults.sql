@@ -43,7 +43,8 @@ SELECT q, sqlstate_of(q) FROM (VALUES
   ($$SELECT agentcache.fetch('tf', 'k', 'begin')$$),
   ($$SELECT agentcache.fetch('tf', 'k', 'SELECT 1; SELECT 2')$$),
   ($$SELECT agentcache.fetch('tf', 'k', 'VACUUM')$$),
-  ($$SELECT agentcache.fetch('tf', 'k', 'SELEC 1')$$)
+  ($$SELECT agentcache.fetch('tf', 'k', 'SELEC 1')$$),
+  ($$SELECT agentcache.fetch('tf', 'k', 'SELECT pg_sleep(0)')$$)
 ) v(q);
 
 -- ---------------------------------------------------------------- a cancel is not a stale answer
