@@ -15,7 +15,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-# shellcheck source=../../scripts/lib.sh
+# shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
 require_root
 
@@ -39,6 +39,7 @@ $PY -c 'import psycopg' 2>/dev/null || die "python3-psycopg is missing (apt-get 
 header "agentcache fuzz: FUZZ_SEED=$SEED FUZZ_CASES=$CASES (port $PORT)"
 
 WORK=
+# shellcheck disable=SC2317  # run by the EXIT trap
 finish() {
   local rc=$?
   trap - EXIT
@@ -81,7 +82,7 @@ aspg pg_ctl -D "$WORK/data" -m fast -w -t 60 stop >/dev/null 2>&1 || {
 }
 
 log=$WORK/server.log
-bad=$(grep -nE 'PANIC|terminated by signal|server process .* was terminated|was terminated by exception' "$log" || true)
+bad=$(grep -nE 'PANIC:|terminated by signal|server process .* was terminated|was terminated by exception' "$log" || true)
 # XX000 in the log: any internal error, also the worker's; the boundary
 # self-test's deliberate probes (agentcache._boundary_selftest('cxx'/'cxx_lwlock')) excepted
 xx=$(grep -nE ' XX000 ' "$log" | grep -vE 'boom from C\+\+|thrown while holding an LWLock|_boundary_selftest' || true)
