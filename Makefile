@@ -14,6 +14,10 @@ GLUE_OBJS   = $(patsubst %.cpp,%.o,$(sort $(wildcard src/pg/*.cpp src/pg/*/*.cpp
 OBJS        = $(CORE_OBJS) $(GLUE_OBJS)
 
 PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src
+# The version the module reports (PostgreSQL 18's PG_MODULE_MAGIC_EXT) is the
+# control file's default_version.
+AGENTCACHE_VERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(dir $(lastword $(MAKEFILE_LIST)))agentcache.control)
+PG_CPPFLAGS += -DAGENTCACHE_VERSION='"$(AGENTCACHE_VERSION)"'
 PG_CXXFLAGS = -std=c++17 -fexceptions -Wall -Wextra -Wno-register -MMD -MP
 SHLIB_LINK  = -lstdc++ -lfmt
 

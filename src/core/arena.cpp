@@ -325,12 +325,12 @@ bool Arena::check() const noexcept {
     if (!is_free(b)) continue;
     int fl, sl;
     mapping(block_size(b), fl, sl);
-    const Offset prev = link_prev(b);
+    const Offset before = link_prev(b);
     const Offset next = link_next(b);
-    if (prev == kNull) {
+    if (before == kNull) {
       if (heads_[fl][sl] != b) return false;
     } else {
-      if (!is_block(prev) || !is_free(prev) || link_next(prev) != b) return false;
+      if (!is_block(before) || !is_free(before) || link_next(before) != b) return false;
     }
     if (next != kNull && (!is_block(next) || !is_free(next) || link_prev(next) != b)) return false;
   }

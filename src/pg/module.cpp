@@ -2,6 +2,7 @@
 // layer, every tier (src/pg/tiers.cpp lists them, in order) and the worker,
 // then installs the shared-memory hooks when preloading.
 #include "pg/common/boundary.hpp"
+#include "pg/common/compat.hpp"
 #include "pg/common/shmem.hpp"
 #include "pg/common/sweeps.hpp"
 #include "pg/selftest.hpp"
@@ -9,7 +10,7 @@
 #include "pg/worker/worker.hpp"
 
 extern "C" {
-PG_MODULE_MAGIC;
+AGENTCACHE_MODULE_MAGIC("agentcache", AGENTCACHE_VERSION);
 PGDLLEXPORT void _PG_init(void);
 }
 

@@ -10,7 +10,8 @@
 that each glue idiom has one home (SPI_connect in common/spi.hpp,
 SetUserIdAndSecContext in common/roles.hpp, SET_LOCKTAG_ADVISORY in
 common/locks.hpp, interval month/day arithmetic in common/interval.hpp, no
-snprintf into fixed buffers: common/format.hpp's textf), and that no tier's shared-memory region, stats rows or sweep is registered
+snprintf into fixed buffers: common/format.hpp's textf; every difference
+between PostgreSQL majors, i.e. every PG_VERSION_NUM, in common/compat.hpp), and that no tier's shared-memory region, stats rows or sweep is registered
 outside its folder (shmem::add_region / register_sweep / register_cycle /
 StatsRow appear only under src/pg/common, src/pg/<tier> or the top).
 Run from the repository root; exits 1 and names each violation.
@@ -27,6 +28,7 @@ IDIOMS = [
     ("SET_LOCKTAG_ADVISORY(", "common/locks.hpp"),
     ("DAYS_PER_MONTH", "common/interval.hpp"),
     ("snprintf(", "common/pg.hpp"),
+    ("PG_VERSION_NUM", "common/compat.hpp"),
 ]
 INCLUDE = re.compile(r'^\s*#\s*include\s+"pg/([^"/]+)(/[^"]*)?"', re.M)
 

@@ -2,13 +2,18 @@
 // every tier uses for TTLs, windows, refresh intervals and GUC-derived times.
 #pragma once
 #include "pg/common/boundary.hpp"
+#include "pg/common/compat.hpp"
 #include "pg/common/format.hpp"
 
 namespace agentcache::pg {
 
 // An interval's length in microseconds (a month is 30 days, a day 24 hours),
-// saturating at the int64 range for absurdly long intervals.
+// saturating at the int64 range for absurdly long intervals; 'infinity' and
+// '-infinity' (PostgreSQL 17+) are the two ends of that range, so an infinite
+// TTL, window or refresh interval means "never" as an absurdly long one does.
 inline int64 interval_usecs(const Interval* iv) {
+  bool negative = false;
+  if (compat::interval_is_infinite(iv, &negative)) return negative ? PG_INT64_MIN : PG_INT64_MAX;
   const __int128 v = (static_cast<__int128>(iv->month) * DAYS_PER_MONTH + iv->day) * USECS_PER_DAY + iv->time;
   if (v > PG_INT64_MAX) return PG_INT64_MAX;
   if (v < PG_INT64_MIN) return PG_INT64_MIN;
@@ -30,6 +35,8 @@ inline bool plus_usecs(TimestampTz base, int64 usecs, TimestampTz* out) {
 // timestamptz's range, so the arithmetic cannot raise. Intervals that close to
 // the end of time (within a few thousand years of year 294276) are "never".
 inline bool plus_interval(TimestampTz base, const Interval* iv, TimestampTz* out) {
+  bool negative = false;
+  if (compat::interval_is_infinite(iv, &negative)) return false;
   const __int128 bound =
       static_cast<__int128>(iv->month < 0 ? -static_cast<int64>(iv->month) : iv->month) * 31 * USECS_PER_DAY +
       static_cast<__int128>(iv->day < 0 ? -static_cast<int64>(iv->day) : iv->day) * 25 * USECS_PER_HOUR +

@@ -1,6 +1,8 @@
 // Direct row writes (see rows.hpp).
 #include "pg/common/rows.hpp"
 
+#include "pg/common/compat.hpp"
+
 #include <cstring>
 
 namespace agentcache::pg::rows {
@@ -38,14 +40,14 @@ namespace {
 // behind, cancelled — gets none, as the executor's ExecInsertIndexTuples
 // does). `arbiter`: this unique index is checked UNIQUE_CHECK_PARTIAL (no
 // wait, no error); returns false when it reported a possible conflict.
-bool insert_entries(Relation rel, TupleTableSlot* slot, bool update, Oid arbiter) {
+bool insert_entries(Relation rel, TupleTableSlot* slot, bool update, Oid arbiter, bool summarizing_only) {
   bool unique = true;
   List* ids = RelationGetIndexList(rel);
   ListCell* lc;
   foreach (lc, ids) {
     Relation idx = index_open(lfirst_oid(lc), RowExclusiveLock);
     IndexInfo* ii = BuildIndexInfo(idx);
-    if (ii->ii_ReadyForInserts) {
+    if (ii->ii_ReadyForInserts && (!summarizing_only || compat::index_is_summarizing(ii))) {
       Datum values[INDEX_MAX_KEYS];
       bool isnull[INDEX_MAX_KEYS];
       FormIndexDatum(ii, slot, nullptr, values, isnull);
@@ -54,6 +56,7 @@ bool insert_entries(Relation rel, TupleTableSlot* slot, bool update, Oid arbiter
                                      : idx->rd_index->indisunique ? UNIQUE_CHECK_YES
                                                                   : UNIQUE_CHECK_NO;
       const bool ok = index_insert(idx, values, isnull, &slot->tts_tid, rel, check, update, ii);
+      compat::index_insert_done(idx, ii);
       if (is_arbiter && !ok) unique = false;
     }
     index_close(idx, NoLock);
@@ -64,15 +67,15 @@ bool insert_entries(Relation rel, TupleTableSlot* slot, bool update, Oid arbiter
 
 }  // namespace
 
-void insert_index_entries(Relation rel, TupleTableSlot* slot, bool update) {
-  (void)insert_entries(rel, slot, update, InvalidOid);
+void insert_index_entries(Relation rel, TupleTableSlot* slot, bool update, bool summarizing_only) {
+  (void)insert_entries(rel, slot, update, InvalidOid, summarizing_only);
 }
 
 bool insert_speculative(Relation rel, TupleTableSlot* slot, Oid arbiter) {
   const TransactionId xid = GetCurrentTransactionId();
   const uint32 token = SpeculativeInsertionLockAcquire(xid);
   table_tuple_insert_speculative(rel, slot, GetCurrentCommandId(true), 0, nullptr, token);
-  const bool inserted = insert_entries(rel, slot, false, arbiter);
+  const bool inserted = insert_entries(rel, slot, false, arbiter, false);
   table_tuple_complete_speculative(rel, slot, token, inserted);
   SpeculativeInsertionLockRelease(xid);
   return inserted;

@@ -21,8 +21,9 @@ bool has_privileges(Oid relid, Oid roleid, AclMode need);
 
 // Index entries for the row just stored from `slot` (an insert, or an update
 // that was not HOT: `update` is then a hint that the key did not change), in
-// every index ready for inserts.
-void insert_index_entries(Relation rel, TupleTableSlot* slot, bool update);
+// every index ready for inserts — or, after a HOT update that still needs
+// them (`summarizing_only`, PostgreSQL 16+), in the summarizing ones only.
+void insert_index_entries(Relation rel, TupleTableSlot* slot, bool update, bool summarizing_only = false);
 
 // Inserts the row in `slot` with its index entries the way INSERT … ON
 // CONFLICT does: speculatively, judged by the unique index `arbiter`. When a

@@ -3,6 +3,7 @@
 #include "pg/dedup/claims.hpp"
 
 #include "pg/common/args.hpp"
+#include "pg/common/compat.hpp"
 #include "pg/common/format.hpp"
 #include "pg/common/locks.hpp"
 #include "pg/dedup/state.hpp"
@@ -52,7 +53,7 @@ void forget_held(const LOCKTAG& tag) noexcept {
 // our locks too).
 void revalidate() noexcept {
   for (auto it = g_held.begin(); it != g_held.end();) {
-    if (LockHeldByMe(&*it, ExclusiveLock)) {
+    if (pg::compat::lock_held_by_me(&*it, ExclusiveLock)) {
       ++it;
       continue;
     }
@@ -187,7 +188,7 @@ char* fingerprint(const text* conversation, const text* body) {
   return out;
 }
 
-bool held(const LOCKTAG& tag) { return LockHeldByMe(&tag, ExclusiveLock); }
+bool held(const LOCKTAG& tag) { return pg::compat::lock_held_by_me(&tag, ExclusiveLock); }
 
 bool release_pending(const LOCKTAG& tag) { return find(Op::ReleaseAtCommit, tag) != nullptr; }
 

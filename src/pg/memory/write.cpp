@@ -7,6 +7,7 @@
 
 #include "pg/memory/memory.hpp"
 
+#include "pg/common/compat.hpp"
 #include "pg/common/args.hpp"
 #include "pg/common/boundary.hpp"
 #include "pg/common/locks.hpp"
@@ -27,7 +28,7 @@ int64 next_seq(Relation rel, Relation pk, Datum session, TupleTableSlot* slot) {
   ScanKeyData sk[1];
   ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, session);
   sk[0].sk_collation = pk->rd_indcollation[0];
-  IndexScanDesc scan = index_beginscan(rel, pk, snap, 1, 0);
+  IndexScanDesc scan = pg::compat::index_scan_begin(rel, pk, snap, 1);
   index_rescan(scan, sk, 1, nullptr, 0);
   int64 seq = 1;
   if (index_getnext_slot(scan, BackwardScanDirection, slot)) {
@@ -47,11 +48,11 @@ bool insert_direct(std::string_view key, const LTurn& t, int64* seq_out) {
   const Oid relid = table::relid();
   if (!pg::rows::has_privileges(relid, GetUserId(), ACL_SELECT | ACL_INSERT)) return false;
   Relation rel = table_open(relid, RowExclusiveLock);
-  if (!table::plain(rel) || !OidIsValid(RelationGetPrimaryKeyIndex(rel))) {
+  if (!table::plain(rel) || !OidIsValid(pg::compat::primary_key_index(rel))) {
     table_close(rel, NoLock);
     return false;
   }
-  Relation pk = index_open(RelationGetPrimaryKeyIndex(rel), RowExclusiveLock);
+  Relation pk = index_open(pg::compat::primary_key_index(rel), RowExclusiveLock);
   CommandCounterIncrement();  // see this transaction's earlier turns
   const Datum session = pg::text_datum(key);
   TupleTableSlot* slot = table_slot_create(rel, nullptr);

@@ -1,6 +1,7 @@
 // The TTL tier's read path (see read.hpp).
 #include "pg/ttl/read.hpp"
 
+#include "pg/common/compat.hpp"
 #include "pg/common/args.hpp"
 #include "pg/common/spi.hpp"
 
@@ -48,7 +49,7 @@ bool lookup(Relation rel, Relation pk, Snapshot snap, Datum ns, Datum key, Tuple
   ScanKeyData sk[2];
   ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, ns);
   ScanKeyInit(&sk[1], 2, BTEqualStrategyNumber, F_TEXTEQ, key);
-  IndexScanDesc scan = index_beginscan(rel, pk, snap, 2, 0);
+  IndexScanDesc scan = pg::compat::index_scan_begin(rel, pk, snap, 2);
   index_rescan(scan, sk, 2, nullptr, 0);
   const bool found = index_getnext_slot(scan, ForwardScanDirection, slot);
   index_endscan(scan);

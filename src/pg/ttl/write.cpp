@@ -3,6 +3,7 @@
 
 #include "pg/common/args.hpp"
 #include "pg/common/boundary.hpp"
+#include "pg/common/compat.hpp"
 #include "pg/common/rows.hpp"
 #include "pg/common/interval.hpp"
 #include "pg/common/spi.hpp"
@@ -77,14 +78,13 @@ Direct upsert_direct(Row& row, TransactionId* blocker) {
     ItemPointerData tid = old->tts_tid;
     ExecClearTuple(old);  // its buffer pin would keep the page from being pruned
     TM_FailureData tmfd;
-    LockTupleMode lockmode;
-    bool update_indexes = false;
+    pg::compat::IndexUpdate indexes = pg::compat::IndexUpdate::None;
     // never waits here, with the caller's key lock held: a row another
     // transaction is changing comes back to the caller as a blocker
-    const TM_Result res = table_tuple_update(rel, &tid, next, GetCurrentCommandId(true), GetLatestSnapshot(),
-                                             InvalidSnapshot, false, &tmfd, &lockmode, &update_indexes);
+    const TM_Result res = pg::compat::tuple_update(rel, &tid, next, &tmfd, &indexes);
     if (res == TM_Ok) {
-      if (update_indexes) pg::rows::insert_index_entries(rel, next, true);
+      if (indexes != pg::compat::IndexUpdate::None)
+        pg::rows::insert_index_entries(rel, next, true, indexes == pg::compat::IndexUpdate::SummarizingOnly);
       result = Direct::Updated;
     } else if (res == TM_SelfModified) {
       CommandCounterIncrement();
