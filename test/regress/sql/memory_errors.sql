@@ -162,8 +162,12 @@ SELECT name, setting, unit, context, vartype, min_val, boot_val,
                 'agentcache.context_turns', 'agentcache.max_turn_bytes')
  ORDER BY name;
 -- max_turn_bytes: minimum 1kB, maximum 1GB, memory units
+-- (PostgreSQL 17 added units to the range this error prints, so only the
+-- SQLSTATE is shown; the range itself is in pg_settings above)
+\set VERBOSITY sqlstate
 SET agentcache.max_turn_bytes = '512';
 SET agentcache.max_turn_bytes = '1023B';
+\set VERBOSITY default
 SET agentcache.max_turn_bytes = '2GB';
 SET agentcache.max_turn_bytes = '1GB';
 SHOW agentcache.max_turn_bytes;
@@ -181,7 +185,9 @@ RESET agentcache.context_turns;
 -- postmaster GUCs cannot be changed in a session
 SET agentcache.session_memory = '16MB';
 SET agentcache.session_turns = 10;
+\set VERBOSITY sqlstate
 ALTER SYSTEM SET agentcache.session_memory = '512kB';
+\set VERBOSITY default
 SHOW agentcache.session_memory;
 -- the prefix is reserved
 SET agentcache.no_such_setting = 1;
