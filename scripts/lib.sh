@@ -4,15 +4,21 @@
 # builds, servers and test suites run as the "postgres" OS user (runuser), and
 # only `apt-get` and `make install` run as root.
 
-PG_MAJOR=15
+# The PostgreSQL major to build and test against: the host's 15 (Debian 12),
+# or what scripts/test.sh sets inside a Debian 13/14 root (17, 18).
+PG_MAJOR=${AGENTCACHE_PG_MAJOR:-15}
 PGBIN=/usr/lib/postgresql/$PG_MAJOR/bin
 PG_CONFIG=$PGBIN/pg_config
 APT_PACKAGES=(
-  postgresql-15 postgresql-server-dev-15 postgresql-contrib
+  "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-contrib
   libboost-dev libfmt-dev libgtest-dev libgmock-dev
   cmake ninja-build g++ make libipc-run-perl clang-format python3
   libpq-dev python3-psycopg
 )
+# What the version matrix and the package suite need on the host as well:
+# roots for 17/18 and a fresh root to install the .deb into (debootstrap),
+# and dpkg-buildpackage with Debian's PostgreSQL packaging helpers.
+MATRIX_APT_PACKAGES=(debootstrap build-essential debhelper dpkg-dev fakeroot postgresql-server-dev-all)
 
 header() { printf '\n==== %s ====\n' "$*"; }
 note() { printf '  %s\n' "$*"; }
@@ -25,6 +31,7 @@ require_root() {
 # Install the build and test dependencies; quiet unless something fails.
 apt_install() {
   local log
+  [ $# -eq 0 ] || APT_PACKAGES+=("$@")
   log=$(mktemp /tmp/agentcache-apt.XXXXXX)
   note "apt-get update && apt-get install -y ${APT_PACKAGES[*]}"
   if ! { DEBIAN_FRONTEND=noninteractive apt-get -q update &&
