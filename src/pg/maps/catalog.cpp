@@ -76,16 +76,25 @@ void remove(const char* name) {
   exec("DELETE FROM agentcache.maps WHERE name OPERATOR(pg_catalog.=) $1", 1, types, values, nullptr);
 }
 
+// The map's row is written only when no other transaction has it locked:
+// one that is dropping or redefining the map writes it itself, and waiting
+// for it here (the worker, holding a lock on the source tables from the
+// refresh) deadlocks with a transaction that drops the map and then its
+// source table.
 void record_refresh(const char* name, const char* error, int64 entries) {
   Oid types[3] = {TEXTOID, TEXTOID, INT8OID};
   Datum values[3] = {CStringGetTextDatum(name), error ? CStringGetTextDatum(error) : Datum(0), Int64GetDatum(entries)};
   char nulls[3] = {' ', error ? ' ' : 'n', ' '};
   if (error)
-    exec("UPDATE agentcache.maps SET last_error = $2 WHERE name OPERATOR(pg_catalog.=) $1", 3, types, values, nulls);
+    exec(
+        "UPDATE agentcache.maps AS m SET last_error = $2 FROM (SELECT ctid FROM agentcache.maps"
+        " WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED) AS l WHERE m.ctid OPERATOR(pg_catalog.=) l.ctid",
+        3, types, values, nulls);
   else
     exec(
-        "UPDATE agentcache.maps SET last_refresh = pg_catalog.now(), last_error = NULL, entries = $3"
-        " WHERE name OPERATOR(pg_catalog.=) $1",
+        "UPDATE agentcache.maps AS m SET last_refresh = pg_catalog.now(), last_error = NULL, entries = $3"
+        " FROM (SELECT ctid FROM agentcache.maps WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED) AS l"
+        " WHERE m.ctid OPERATOR(pg_catalog.=) l.ctid",
         3, types, values, nulls);
 }
 
