@@ -52,10 +52,82 @@ BEGIN
                    ' agentcache.fetch(text, text, text, interval, interval),'
                    ' agentcache.invalidate(text, text), agentcache.invalidate_tag(text),'
                    ' agentcache.clear(text),'
-                   ' agentcache.dedup_begin(text, text, text, interval), agentcache.dedup_complete(text),'
+                   ' agentcache.dedup_begin(text, text, text, interval, interval), agentcache.dedup_complete(text),'
                    ' agentcache.dedup_fail(text, text), agentcache.dedup_state(text),'
+                   ' agentcache.reply_sent(text), agentcache.pending_replies(interval, integer),'
                    ' agentcache.inbound(text, text, text, text, integer),'
                    ' agentcache.outbound(text, text, text, jsonb),'
                    ' agentcache.stats(), agentcache.health() TO %s', role);
 END
 $$;
+
+-- ---------------------------------------------------------------- claim leases and the reply outbox
+-- A claim has a lease (agentcache.claim_lease, or dedup_begin's lease): past
+-- it, another session takes the message over and the old holder is fenced.
+-- outbound() keeps the reply turn's seq with the completed message until
+-- reply_sent() marks it sent (API.md 0.2.0, "Claim leases with fencing",
+-- "Replies delivered once").
+ALTER TABLE agentcache.dedup
+    ADD COLUMN lease_expires_at timestamptz,
+    -- whether the holder holds the claim's lock (false: it took the message
+    -- over, or it was released); a free lock then means such a holder is gone
+    ADD COLUMN holder_locked    boolean NOT NULL DEFAULT true,
+    ADD COLUMN session_id       text,
+    ADD COLUMN reply_seq        bigint,
+    ADD COLUMN reply_sent       boolean;
+-- The replies not yet marked sent, oldest completion first: the resender's
+-- pending_replies() reads this small index, never the whole table.
+CREATE INDEX dedup_pending_replies ON agentcache.dedup (updated_at) WHERE reply_sent OPERATOR(pg_catalog.=) false;
+
+-- dedup_begin gains `lease`, dedup_state three columns: both are dropped and
+-- created again, and each new function gets the EXECUTE grants the old one
+-- had (an administrator may have revoked them from PUBLIC and granted roles).
+DO $upgrade$
+DECLARE
+    begin_acl aclitem[];
+    state_acl aclitem[];
+    f record;
+    a record;
+BEGIN
+    SELECT p.proacl INTO begin_acl FROM pg_catalog.pg_proc p
+     WHERE p.oid OPERATOR(pg_catalog.=) 'agentcache.dedup_begin(text, text, text, interval)'::pg_catalog.regprocedure;
+    SELECT p.proacl INTO state_acl FROM pg_catalog.pg_proc p
+     WHERE p.oid OPERATOR(pg_catalog.=) 'agentcache.dedup_state(text)'::pg_catalog.regprocedure;
+    DROP FUNCTION agentcache.dedup_begin(text, text, text, interval);
+    DROP FUNCTION agentcache.dedup_state(text);
+    CREATE FUNCTION agentcache.dedup_begin(message_id text, conversation_id text DEFAULT NULL, body text DEFAULT NULL,
+                                           within interval DEFAULT NULL, lease interval DEFAULT NULL)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'agentcache_dedup_begin'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+    CREATE FUNCTION agentcache.dedup_state(message_id text)
+    RETURNS TABLE(state text, holder_pid integer, attempts integer, fingerprint text, error text, updated_at timestamptz,
+                  lease_expires_at timestamptz, reply_seq bigint, reply_sent boolean)
+    AS 'MODULE_PATHNAME', 'agentcache_dedup_state'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE ROWS 1;
+    FOR f IN SELECT * FROM (VALUES
+               ('agentcache.dedup_begin(text, text, text, interval, interval)', begin_acl),
+               ('agentcache.dedup_state(text)', state_acl)) v(fn, acl)
+             WHERE v.acl IS NOT NULL LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.fn);
+        FOR a IN SELECT e.grantee FROM pg_catalog.aclexplode(f.acl) e
+                  WHERE e.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE' LOOP
+            IF a.grantee OPERATOR(pg_catalog.=) 0 THEN
+                EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f.fn);
+            ELSE
+                EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', f.fn, a.grantee::pg_catalog.regrole);
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$upgrade$;
+
+CREATE FUNCTION agentcache.reply_sent(message_id text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'agentcache_reply_sent'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+CREATE FUNCTION agentcache.pending_replies(older_than interval DEFAULT '1 minute', max_rows integer DEFAULT 100)
+RETURNS TABLE(message_id text, session_id text, seq bigint, content text, meta jsonb, completed_at timestamptz)
+AS 'MODULE_PATHNAME', 'agentcache_pending_replies'
+LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;

@@ -1,6 +1,7 @@
 // The inbound-message hot path in one round trip, above the tiers: inbound()
 // = route (maps) + dedup claim + (the user turn, on the first acquisition;
-// memory) + context; outbound() = completing the claim + the assistant turn,
+// memory) + context (+ the stored reply of a duplicate); outbound() = the
+// assistant turn + completing the claim with it as the unsent reply,
 // atomically. Locks are taken in the order claim, then session writer.
 #include "pg/common/args.hpp"
 #include "pg/common/boundary.hpp"
@@ -18,21 +19,35 @@ using agentcache::pg::text_view;
 
 namespace {
 
-// {"dedup", "route", "context"} written straight to jsonb (keys in jsonb
-// order); route and context are embedded as they are, not re-encoded.
-Jsonb* result_json(const char* outcome, Jsonb* route, Jsonb* context) {
+core::jsonb::Value embedded(Jsonb* j) {
   namespace jb = core::jsonb;
-  std::string_view keys[3] = {"dedup", "route", "context"};
-  jb::Value values[3];
-  values[0] = jb::Value{jb::kIsString, outcome, static_cast<uint32>(std::strlen(outcome))};
-  values[1] = route ? jb::from_root(reinterpret_cast<const char*>(&route->root), VARSIZE(route) - VARHDRSZ)
-                    : jb::Value{jb::kIsNull, nullptr, 0};
-  values[2] = jb::from_root(reinterpret_cast<const char*>(&context->root), VARSIZE(context) - VARHDRSZ);
-  const std::size_t size = jb::write_object(nullptr, keys, values, 3);
+  return j ? jb::from_root(reinterpret_cast<const char*>(&j->root), VARSIZE(j) - VARHDRSZ)
+           : jb::Value{jb::kIsNull, nullptr, 0};
+}
+
+// {"dedup", "route", "context"} — and "reply" for a duplicate — written
+// straight to jsonb (keys in jsonb order: by length, then bytes); route,
+// reply and context are embedded as they are, not re-encoded.
+Jsonb* result_json(const char* outcome, Jsonb* route, Jsonb* context, bool with_reply, Jsonb* reply) {
+  namespace jb = core::jsonb;
+  std::string_view keys[4];
+  jb::Value values[4];
+  int n = 0;
+  keys[n] = "dedup";
+  values[n++] = jb::Value{jb::kIsString, outcome, static_cast<uint32>(std::strlen(outcome))};
+  if (with_reply) {
+    keys[n] = "reply";
+    values[n++] = embedded(reply);
+  }
+  keys[n] = "route";
+  values[n++] = embedded(route);
+  keys[n] = "context";
+  values[n++] = embedded(context);
+  const std::size_t size = jb::write_object(nullptr, keys, values, n);
   if (size == 0 || size > MaxAllocSize)
     throw sql_error(ERRCODE_PROGRAM_LIMIT_EXCEEDED, "inbound() result exceeds the maximum jsonb size");
   char* out = static_cast<char*>(palloc(size));
-  jb::write_object(out, keys, values, 3);
+  jb::write_object(out, keys, values, n);
   SET_VARSIZE(out, size);
   return reinterpret_cast<Jsonb*>(out);
 }
@@ -58,12 +73,16 @@ AGENTCACHE_FUNCTION(agentcache_inbound) {
 
     Jsonb* route = maps::route(instance);
     // no fingerprints here: a user may legitimately send the same words twice
-    dedup::BeginResult claim = dedup::begin(message_id, nullptr, nullptr, -1);
-    if (claim.outcome == dedup::Outcome::Acquired && claim.attempts == 1 && !claim.repeated)
+    // the session's lease (agentcache.claim_lease); a message taken over
+    // from a stuck or gone holder has its user turn already
+    dedup::BeginResult claim = dedup::begin(message_id, nullptr, nullptr, -1, -1);
+    if (claim.outcome == dedup::Outcome::Acquired && claim.attempts == 1 && !claim.repeated && !claim.taken_over)
       (void)memory::add_turn(session, core::Role::User, body, nullptr);
+    const bool duplicate = claim.outcome == dedup::Outcome::Duplicate;
+    Jsonb* reply = duplicate ? dedup::unsent_reply(message_id) : nullptr;
     Jsonb* context = memory::context(session, static_cast<uint32>(want), -1);
 
-    PG_RETURN_JSONB_P(result_json(dedup::outcome_name(claim.outcome), route, context));
+    PG_RETURN_JSONB_P(result_json(dedup::outcome_name(claim.outcome), route, context, duplicate, reply));
   });
 }
 
@@ -81,11 +100,14 @@ AGENTCACHE_FUNCTION(agentcache_outbound) {
     memory::check_content(reply);
     Jsonb* meta = PG_ARGISNULL(3) ? nullptr : PG_GETARG_JSONB_P(3);
     PreventCommandIfReadOnly("outbound()");
-    // both in the caller's transaction: after a rollback neither happened;
+    // all in the caller's transaction: after a rollback none happened;
     // privileges (42501) are judged before the claim (55000)
     memory::require_add_privileges();
-    dedup::complete(message_id);  // 55000 unless the caller holds the claim
-    int64 seq = memory::add_turn(session, core::Role::Assistant, reply, meta);
+    dedup::require_claim(message_id);  // 55000 unless the caller holds the claim
+    const int64 seq = memory::add_turn(session, core::Role::Assistant, reply, meta);
+    // the completion with its unsent reply; 55000 when the holder was fenced
+    // meanwhile (taken over, released): the error rolls the turn back
+    dedup::complete_with_reply(message_id, session, seq);
     PG_RETURN_INT64(seq);
   });
 }

@@ -20,7 +20,7 @@ namespace agentcache::dedup::claims {
 namespace {
 
 // Claim changes that wait for the end of the (sub)transaction.
-enum class Op : uint8 { TakenHere, ReleaseAtCommit };
+enum class Op : uint8 { TakenHere, TakenOverHere, ReleaseAtCommit };
 struct Pending {
   Op op;
   int nest_level;
@@ -37,6 +37,8 @@ struct TagLess {
 };
 boost::container::flat_set<LOCKTAG, TagLess> g_held;
 int g_held_claims = 0;  // of g_held, those on messages (LockSpace::Claim)
+// Claims taken over: held without their lock (see take_over).
+boost::container::flat_set<LOCKTAG, TagLess> g_taken_over;
 bool g_exit_hook = false;
 
 bool is_claim(const LOCKTAG& tag) { return tag.locktag_field4 == static_cast<uint16>(pg::LockSpace::Claim); }
@@ -66,6 +68,7 @@ void revalidate() noexcept {
 void on_exit(int, Datum) {
   cluster_count(-static_cast<int>(g_held.size()));
   g_held.clear();
+  g_taken_over.clear();
   g_held_claims = 0;
 }
 
@@ -73,17 +76,18 @@ void on_exit(int, Datum) {
 // per session, and all sessions' claims and fingerprints together at most
 // half of the lock table, so claims never make another session run out of
 // shared memory. 53400 otherwise.
-void require_room(const LOCKTAG& tag) {
-  if (is_claim(tag) && g_held_claims >= max_claims_per_session) revalidate();
-  if (is_claim(tag) && g_held_claims >= max_claims_per_session)
+void require_room(const LOCKTAG& tag, bool lock = true) {
+  const auto claims = [] { return g_held_claims + static_cast<int>(g_taken_over.size()); };
+  if (is_claim(tag) && claims() >= max_claims_per_session) revalidate();
+  if (is_claim(tag) && claims() >= max_claims_per_session)
     throw pg::sql_error(
         ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
-        pg::textf(FMT_STRING("this session already holds {} claims"), g_held_claims).c_str(),
+        pg::textf(FMT_STRING("this session already holds {} claims"), claims()).c_str(),
         pg::textf(FMT_STRING("agentcache.max_claims_per_session is {}."), max_claims_per_session).c_str(),
         "Complete, fail or release the claims this session holds (dedup_complete, dedup_fail, outbound); use one "
         "connection per worker.");
   const int64 cap = static_cast<int64>(max_locks_per_xact) * (MaxBackends + max_prepared_xacts) / 2;
-  if (cluster_count(0) >= cap)
+  if (lock && cluster_count(0) >= cap)
     throw pg::sql_error(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED, "too many agentcache claims are held in the cluster",
                         pg::textf(FMT_STRING("Claims may use half of the lock table: {} locks."), cap).c_str(),
                         "Complete or fail held claims, or raise max_locks_per_transaction.");
@@ -102,8 +106,9 @@ void forget(Op op, const LOCKTAG& tag) {
 }
 
 void release(const LOCKTAG& tag) noexcept {
-  (void)LockRelease(&tag, ExclusiveLock, true);
+  if (g_held.find(tag) != g_held.end()) (void)LockRelease(&tag, ExclusiveLock, true);
   forget_held(tag);
+  g_taken_over.erase(tag);
 }
 
 void xact_callback(XactEvent event, void*) {
@@ -112,14 +117,16 @@ void xact_callback(XactEvent event, void*) {
       if (p.op == Op::ReleaseAtCommit) release(p.tag);
     g_pending.clear();
   } else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT) {
-    for (const Pending& p : g_pending)
+    for (const Pending& p : g_pending) {
       if (p.op == Op::TakenHere) release(p.tag);  // nothing of the claim remains
+      if (p.op == Op::TakenOverHere) g_taken_over.erase(p.tag);
+    }
     g_pending.clear();
   } else if (event == XACT_EVENT_PRE_PREPARE) {
     // a prepared transaction outlives this session's locks (its claims would
     // stay held, or its release never happen): refused, as for turns
     revalidate();
-    if (!g_pending.empty() || !g_held.empty())
+    if (!g_pending.empty() || !g_held.empty() || !g_taken_over.empty())
       ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
                       errmsg("cannot PREPARE a transaction while this session holds or changes agentcache claims"),
                       errdetail("Claims are session-level locks; complete, fail or release them first.")));
@@ -131,8 +138,10 @@ void xact_callback(XactEvent event, void*) {
 void subxact_callback(SubXactEvent event, SubTransactionId, SubTransactionId, void*) {
   const int level = GetCurrentTransactionNestLevel();
   if (event == SUBXACT_EVENT_ABORT_SUB) {
-    for (const Pending& p : g_pending)
+    for (const Pending& p : g_pending) {
       if (p.nest_level >= level && p.op == Op::TakenHere) release(p.tag);
+      if (p.nest_level >= level && p.op == Op::TakenOverHere) g_taken_over.erase(p.tag);
+    }
     g_pending.erase(
         std::remove_if(g_pending.begin(), g_pending.end(), [&](const Pending& p) { return p.nest_level >= level; }),
         g_pending.end());
@@ -189,6 +198,25 @@ char* fingerprint(const text* conversation, const text* body) {
 }
 
 bool held(const LOCKTAG& tag) { return pg::compat::lock_held_by_me(&tag, ExclusiveLock); }
+
+bool holds(const LOCKTAG& tag) { return g_taken_over.find(tag) != g_taken_over.end() || held(tag); }
+
+void take_over(const LOCKTAG& tag) {
+  require_room(tag, false);
+  g_pending.reserve(g_pending.size() + 1);
+  g_taken_over.reserve(g_taken_over.size() + 1);
+  g_pending.push_back(Pending{Op::TakenOverHere, GetCurrentTransactionNestLevel(), tag});
+  g_taken_over.insert(tag);
+}
+
+void drop(const LOCKTAG& tag) {
+  forget(Op::TakenHere, tag);
+  forget(Op::TakenOverHere, tag);
+  forget(Op::ReleaseAtCommit, tag);
+  if (held(tag)) (void)LockRelease(&tag, ExclusiveLock, true);
+  forget_held(tag);
+  g_taken_over.erase(tag);
+}
 
 bool release_pending(const LOCKTAG& tag) { return find(Op::ReleaseAtCommit, tag) != nullptr; }
 

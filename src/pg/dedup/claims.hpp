@@ -16,7 +16,17 @@ LOCKTAG fingerprint_tag(std::string_view fingerprint);
 // SHA-256 of (conversation_id, body) as 64 hex digits (palloc'd).
 char* fingerprint(const text* conversation, const text* body);
 
-bool held(const LOCKTAG& tag);
+bool held(const LOCKTAG& tag);  // the lock
+// Whether this session holds the claim: its lock, or taken over (below).
+bool holds(const LOCKTAG& tag);
+// A claim taken over from a holder whose lease ran out, who was released or
+// is gone: held without the lock (a fenced holder may still have it until it
+// next touches the message or ends). Forgotten if this (sub)transaction
+// aborts, and when a completing transaction commits.
+void take_over(const LOCKTAG& tag);
+// Fenced: the claim is no longer this session's (its state row names another
+// holder, or none). Its lock, if held, is given back now.
+void drop(const LOCKTAG& tag);
 // This transaction completed or failed the claim: it is released at commit.
 bool release_pending(const LOCKTAG& tag);
 // Takes the lock without waiting; false when another backend holds it. A

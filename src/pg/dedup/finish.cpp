@@ -1,5 +1,6 @@
-// dedup_complete() / dedup_fail(): ending a claim the caller holds (see the
-// protocol in tier.cpp).
+// dedup_complete() / dedup_fail() / outbound()'s completion: ending a claim
+// the caller holds, fenced when it no longer does (see the protocol in
+// tier.cpp).
 #include "pg/dedup/finish.hpp"
 
 #include "pg/common/args.hpp"
@@ -15,48 +16,80 @@ namespace agentcache::dedup {
 
 namespace {
 
-// Writes the outcome; the window is fixed now: completion time + (the
-// claim's window, else the GUC). Returns the claim's fingerprint (nullptr
-// when none). A state row removed by dedup_release while we held the claim
-// is written again.
-char* record_outcome(std::string_view id, bool ok, const text* error) {
+// A reply to record with the completion: the assistant turn outbound() added.
+struct Reply {
+  std::string_view session;
+  int64 seq;
+};
+
+// Writes the outcome if the state row still names this session as the
+// holder; the window is fixed now: completion time + (the claim's window,
+// else the GUC). Returns false when it does not (fenced), else sets *fp to
+// the claim's fingerprint (nullptr when none).
+bool record_outcome(std::string_view id, bool ok, const text* error, const Reply* reply, char** fp) {
   static pg::Statement update(
-      "UPDATE agentcache.dedup SET state = $2, holder_pid = NULL, error = $3, updated_at = pg_catalog.now(),"
+      "UPDATE agentcache.dedup SET state = $2, holder_pid = NULL, lease_expires_at = NULL, error = $3,"
+      " updated_at = pg_catalog.now(),"
       " expires_at = CASE WHEN COALESCE(claim_window, $4) OPERATOR(pg_catalog.<) $5"
       " THEN pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) COALESCE(claim_window, $4)"
-      " ELSE 'infinity'::pg_catalog.timestamptz END"
-      " WHERE message_id OPERATOR(pg_catalog.=) $1 RETURNING fingerprint",
-      {TEXTOID, TEXTOID, TEXTOID, INTERVALOID, INTERVALOID});
-  static pg::Statement insert(
-      "INSERT INTO agentcache.dedup (message_id, state, attempts, error, updated_at, expires_at)"
-      " VALUES ($1, $2, 1, $3, pg_catalog.now(), pg_catalog.clock_timestamp() OPERATOR(pg_catalog.+) $4)",
-      {TEXTOID, TEXTOID, TEXTOID, INTERVALOID});
+      " ELSE 'infinity'::pg_catalog.timestamptz END,"
+      " session_id = $7, reply_seq = $8, reply_sent = CASE WHEN $8 IS NULL THEN NULL ELSE false END"
+      " WHERE message_id OPERATOR(pg_catalog.=) $1 AND holder_pid OPERATOR(pg_catalog.=) $6"
+      " AND state OPERATOR(pg_catalog.=) 'processing' RETURNING fingerprint",
+      {TEXTOID, TEXTOID, TEXTOID, INTERVALOID, INTERVALOID, INT4OID, TEXTOID, INT8OID});
   // windows (stored as time-only intervals) that reach past the end of
   // timestamptz end "never": 'infinity' (with a day's margin for the clock)
-  Datum values[5] = {pg::text_datum(id), CStringGetTextDatum(ok ? "completed" : "failed"),
+  Datum values[8] = {pg::text_datum(id),
+                     CStringGetTextDatum(ok ? "completed" : "failed"),
                      error ? PointerGetDatum(error) : Datum(0),
                      IntervalPGetDatum(pg::make_interval_usecs(static_cast<int64>(dedup_window_s) * USECS_PER_SEC)),
-                     IntervalPGetDatum(pg::make_interval_usecs(END_TIMESTAMP - GetCurrentTimestamp() - USECS_PER_DAY))};
-  char nulls[5] = {' ', ' ', error ? ' ' : 'n', ' ', ' '};
-  int rc = update.exec(values, nulls, false);
+                     IntervalPGetDatum(pg::make_interval_usecs(END_TIMESTAMP - GetCurrentTimestamp() - USECS_PER_DAY)),
+                     Int32GetDatum(MyProcPid),
+                     reply ? pg::text_datum(reply->session) : Datum(0),
+                     reply ? Int64GetDatum(reply->seq) : Datum(0)};
+  char nulls[8] = {' ', ' ', error ? ' ' : 'n', ' ', ' ', ' ', reply ? ' ' : 'n', reply ? ' ' : 'n'};
+  const int rc = update.exec_latest(values, nulls, false, 1);
   pg::spi_check(rc, SPI_OK_UPDATE_RETURNING, "updating agentcache.dedup");
-  if (SPI_processed == 1) return pg::spi_cstring(0, 1);
-  rc = insert.exec(values, nulls, false);
-  pg::spi_check(rc, SPI_OK_INSERT, "updating agentcache.dedup");
-  return nullptr;
+  if (SPI_processed != 1) return false;
+  *fp = pg::spi_cstring(0, 1);
+  return true;
 }
 
-}  // namespace
+// The fingerprint a fenced claim may still hold.
+char* fingerprint_of(std::string_view id) {
+  static pg::Statement q("SELECT fingerprint FROM agentcache.dedup WHERE message_id OPERATOR(pg_catalog.=) $1",
+                         {TEXTOID});
+  Datum values[1] = {pg::text_datum(id)};
+  const int rc = q.exec(values, nullptr, true, 1);
+  pg::spi_check(rc, SPI_OK_SELECT, "reading agentcache.dedup");
+  return SPI_processed == 1 ? pg::spi_cstring(0, 1) : nullptr;
+}
 
-void finish(std::string_view id, bool ok, const text* error) {
-  table::require(ACL_SELECT | ACL_UPDATE);
+void not_held(std::string_view id) {
+  throw pg::sql_error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                      pg::textf<320>(FMT_STRING("this session does not hold the claim on message \"{}\""), id).c_str(),
+                      nullptr, "Call agentcache.dedup_begin() first, in this database session.");
+}
+
+void end_claim(std::string_view id, bool ok, const text* error, const Reply* reply) {
   const LOCKTAG tag = claims::claim_tag(id);
-  if (!claims::held(tag))
+  if (!claims::holds(tag)) not_held(id);
+  char* fp = nullptr;
+  const bool recorded = pg::with_spi([&] { return record_outcome(id, ok, error, reply, &fp); });
+  if (!recorded) {
+    // fenced: its lock (and fingerprint) go back now; nothing was written
+    const char* held_fp = pg::with_spi([&] { return fingerprint_of(id); });
+    claims::drop(tag);
+    if (held_fp != nullptr) {
+      const LOCKTAG ft = claims::fingerprint_tag(held_fp);
+      if (claims::held(ft)) claims::drop(ft);
+    }
     throw pg::sql_error(
         ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        pg::textf<320>(FMT_STRING("this session does not hold the claim on message \"{}\""), id).c_str(), nullptr,
-        "Call agentcache.dedup_begin() first, in this database session.");
-  const char* fp = pg::with_spi([&] { return record_outcome(id, ok, error); });
+        pg::textf<320>(FMT_STRING("this session no longer holds the claim on message \"{}\""), id).c_str(),
+        "The claim was taken over by another session after its lease ran out, or released by an administrator.",
+        "Do not send this reply: the message is being (or was) processed elsewhere.");
+  }
   if (fp != nullptr) {
     const LOCKTAG ft = claims::fingerprint_tag(fp);
     if (claims::held(ft)) claims::release_at_commit(ft);
@@ -64,6 +97,23 @@ void finish(std::string_view id, bool ok, const text* error) {
   claims::release_at_commit(tag);
 }
 
+}  // namespace
+
+void finish(std::string_view id, bool ok, const text* error) {
+  table::require(ACL_SELECT | ACL_UPDATE);
+  end_claim(id, ok, error, nullptr);
+}
+
 void complete(std::string_view id) { finish(id, true, nullptr); }
+
+void require_claim(std::string_view id) {
+  table::require(ACL_SELECT | ACL_UPDATE);
+  if (!claims::holds(claims::claim_tag(id))) not_held(id);
+}
+
+void complete_with_reply(std::string_view id, std::string_view session, int64 seq) {
+  const Reply reply{session, seq};
+  end_claim(id, true, nullptr, &reply);
+}
 
 }  // namespace agentcache::dedup

@@ -9,6 +9,7 @@ constexpr std::size_t kMaxMessageIdBytes = 256;
 
 extern int dedup_window_s;          // agentcache.dedup_window (user)
 extern int max_claims_per_session;  // agentcache.max_claims_per_session (user)
+extern int claim_lease_ms;          // agentcache.claim_lease (user; 0: no lease)
 
 // stats() tier dedup: hits = duplicate answers, misses = acquired,
 // stale_hits = in_progress, expirations = rows swept.

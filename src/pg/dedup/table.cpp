@@ -7,8 +7,12 @@ namespace agentcache::dedup::table {
 
 namespace {
 Oid g_relid = InvalidOid;
+int g_current = -1;  // the table has 0.2.0's columns (-1: not looked yet)
 void relcache_callback(Datum, Oid rel) {
-  if (rel == InvalidOid || rel == g_relid) g_relid = InvalidOid;
+  if (rel == InvalidOid || rel == g_relid) {
+    g_relid = InvalidOid;
+    g_current = -1;
+  }
 }
 }  // namespace
 
@@ -23,7 +27,19 @@ Oid relid() {
   return g_relid;
 }
 
+void require_current() {
+  const Oid rel = relid();
+  if (g_current < 0) g_current = get_attnum(rel, "lease_expires_at") != InvalidAttrNumber ? 1 : 0;
+  if (g_current == 0)
+    throw pg::sql_error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        "agentcache's message deduplication needs the extension updated to this library's version",
+                        "The installed library is " AGENTCACHE_VERSION
+                        "; this database's agentcache.dedup is older (no claim leases).",
+                        "Run ALTER EXTENSION agentcache UPDATE in this database.");
+}
+
 void require(AclMode need) {
+  require_current();
   const AclResult r = pg_class_aclcheck(relid(), GetUserId(), need);
   if (r != ACLCHECK_OK) aclcheck_error(r, OBJECT_TABLE, "dedup");
 }

@@ -12,6 +12,29 @@
 // durable in the logged table agentcache.dedup, so a completed message stays
 // a duplicate across crashes and restarts until its window passes.
 //
+// Leases and fencing (0.2.0). The state row names the holder (holder_pid)
+// and is the truth about who holds a message; the lock says whether a holder
+// that took the claim with it (holder_locked) is alive. Every claim has a
+// lease (lease_expires_at; none when 0). A contender that cannot take the lock
+// reads the row: a processing message whose lease ran out, whose holder was
+// released (no holder) or — for a holder without the lock — whose backend is
+// gone is taken over by a compare-and-set UPDATE on the holder, which skips a
+// row another transaction is writing (SKIP LOCKED: the old holder completing
+// it right now wins, never a wait). The new holder holds the claim without
+// its lock (claims::take_over). The holder's own dedup_begin renews its lease
+// only while the row still names it. Completion (dedup_complete, dedup_fail,
+// outbound) writes the row only WHERE it still names the caller: otherwise
+// the caller is fenced — 55000, nothing written, its lock (and fingerprint)
+// given back at once. dedup_release of a processing message leaves the row
+// without a holder (a "released" row, which dedup_state and stats() do not
+// show, swept after the window), so the fenced holder finds itself no longer
+// named even while it still has the lock.
+//
+// Reply outbox: outbound() adds the assistant turn and completes the claim
+// recording the turn's (session_id, reply_seq) with reply_sent = false;
+// reply_sent() sets it true; pending_replies() reads the partial index
+// dedup_pending_replies (reply_sent = false) with FOR UPDATE SKIP LOCKED.
+//
 // Shared memory (region "agentcache_dedup"): four atomic counters, no lock.
 #include "pg/common/json.hpp"
 #include "pg/common/shmem.hpp"
@@ -27,6 +50,7 @@ namespace agentcache::dedup {
 
 int dedup_window_s = 10 * 60;
 int max_claims_per_session = 1000;
+int claim_lease_ms = 5 * 60 * 1000;
 
 namespace {
 
@@ -72,6 +96,11 @@ void init() {
   DefineCustomIntVariable("agentcache.max_claims_per_session",
                           "Claims one session may hold at once (dedup_begin/inbound beyond it raise 53400).", nullptr,
                           &max_claims_per_session, 1000, 1, INT_MAX, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.claim_lease",
+                          "Lease of a claim taken in this session: past it, another session takes the message over "
+                          "(0: no lease; the claim still dies with its backend).",
+                          nullptr, &claim_lease_ms, 5 * 60 * 1000, 0, INT_MAX, PGC_USERSET, GUC_UNIT_MS, nullptr,
+                          nullptr, nullptr);
   if (process_shared_preload_libraries_in_progress)
     pg::shmem::add_region(pg::shmem::Region{"agentcache_dedup", region_size, 0, attach});
   claims::register_callbacks();
@@ -83,7 +112,7 @@ int64 counter(pg_atomic_uint64 Counters::*field) {
   return g_counters ? static_cast<int64>(pg_atomic_read_u64(&(g_counters->*field))) : 0;
 }
 
-// name 'claims'; entries = rows, counted exactly while the table holds at
+// name 'claims'; entries = rows (a released message's row is none), counted exactly while the table holds at
 // most kExactRows of them, else the planner's estimate (pg_class.reltuples):
 // stats() reads a bounded number of rows however big the table grows.
 // bytes = the table's size.
@@ -92,7 +121,8 @@ void collect_stats(const pg::StatsSink& sink) {
   int64 rows = 0, bytes = 0;
   pg::with_spi([&] {
     static pg::Statement q(
-        "SELECT (SELECT pg_catalog.count(*) FROM (SELECT FROM agentcache.dedup LIMIT $1) d),"
+        "SELECT (SELECT pg_catalog.count(*) FROM (SELECT FROM agentcache.dedup"
+        "   WHERE NOT (state OPERATOR(pg_catalog.=) 'processing' AND holder_pid IS NULL) LIMIT $1) d),"
         " (SELECT CASE WHEN c.reltuples OPERATOR(pg_catalog.>) 0 THEN c.reltuples::pg_catalog.int8 ELSE 0 END"
         "   FROM pg_catalog.pg_class c"
         "   WHERE c.oid OPERATOR(pg_catalog.=) 'agentcache.dedup'::pg_catalog.regclass),"
