@@ -82,6 +82,8 @@ PER_FUNCTION = {
     'dedup_fail': {NOT_PREREQ},
     'dedup_state': set(),
     'dedup_release': set(),
+    'reply_sent': set(),
+    'pending_replies': set(),
     'define_map': {MISMATCH, DUPLICATE, MAP_MEMORY},
     'lookup': {UNDEFINED},
     'resolve_instance': {UNDEFINED},
@@ -1505,6 +1507,7 @@ WHERE n.max_entries IS NOT NULL GROUP BY 1, 2 HAVING count(e.key) > n.max_entrie
 SELECT d.message_id, d.state, s.state FROM agentcache.dedup d
 LEFT JOIN LATERAL agentcache.dedup_state(d.message_id) s ON true
 WHERE (d.expires_at IS NULL OR d.expires_at > clock_timestamp() + interval '3 seconds')
+  AND NOT (d.state = 'processing' AND d.holder_pid IS NULL)  -- released: no state (API.md 0.2.0)
   AND (s.state IS DISTINCT FROM d.state OR s.attempts IS DISTINCT FROM d.attempts) LIMIT 3""").fetchall()
             if bad:
                 return f"dedup_state differs from agentcache.dedup ({where}): {bad}"

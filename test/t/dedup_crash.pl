@@ -7,7 +7,9 @@
 #     still shows 'processing' with the dead holder's pid, and the next
 #     dedup_begin acquires with attempts 2;
 #  c. a crash right after an outbound COMMIT returned: the message stays a
-#     duplicate and the assistant turn is in get_context (logged tables);
+#     duplicate and the assistant turn is in get_context (logged tables); the
+#     re-delivered webhook's inbound returns the stored reply until
+#     reply_sent marks it sent (API.md 0.2.0, "Replies delivered once");
 #  d. a clean restart keeps completed rows as duplicates;
 #  e. the worker deletes rows past their window (sweep_interval 500ms,
 #     within '1 second'); dedup_state shows nothing once the window passed;
@@ -134,6 +136,19 @@ sql(q{CREATE EXTENSION agentcache});
 		'user:question assistant:answer', 'c: get_context ends with the assistant turn');
 	is(sql(q{SELECT agentcache.get_context('sc')->-1->>'meta'}), '{"m": 1}', 'c: with its meta');
 	is(dstate('crash-c'), 'completed||1', 'c: dedup_state completed, no holder, attempts 1');
+	# the reply outbox survived the crash: the re-delivered webhook gets the
+	# stored reply to send, until it is marked sent
+	is(sql(q{SELECT r->'reply'->>'role' || ':' || (r->'reply'->>'content') || ' ' || (r->'reply'->>'meta')
+	         FROM agentcache.inbound('wa', 'crash-c', 'sc', 'question') r}),
+		'assistant:answer {"m": 1}', 'c: the re-delivered inbound returns the unsent reply');
+	is(sql(q{SELECT reply_seq IS NOT NULL AND NOT reply_sent FROM agentcache.dedup_state('crash-c')}), 't',
+		'c: dedup_state shows the reply pending');
+	is(sql(q{SELECT message_id FROM agentcache.pending_replies('0 s')}), 'crash-c', 'c: pending_replies lists it');
+	is(sql(q{SELECT agentcache.reply_sent('crash-c')}), 't', 'c: reply_sent');
+	is(sql(q{SELECT (r ? 'reply') || ' ' || coalesce(r->>'reply', 'null')
+	         FROM agentcache.inbound('wa', 'crash-c', 'sc', 'question') r}),
+		'true null', 'c: after reply_sent the next duplicate has "reply": null');
+	is(sql(q{SELECT count(*) FROM agentcache.pending_replies('0 s')}), '0', 'c: nothing pending');
 }
 
 # ---------------------------------------------------------------- d. clean restart

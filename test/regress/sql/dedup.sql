@@ -366,11 +366,19 @@ SELECT agentcache.dedup_begin('rel-1') AS acquired;
 SELECT agentcache.dedup_release('rel-1') AS released, agentcache.dedup_release('rel-1') AS again,
        agentcache.dedup_release('rel-unknown') AS unknown;
 SELECT count(*) AS state_rows FROM agentcache.dedup_state('rel-1');
-SELECT count(*) AS table_rows FROM agentcache.dedup WHERE message_id = 'rel-1';
--- a live holder keeps its lock; it can still complete
+-- the row stays, without a holder, until the window passes (it fences the
+-- holder); dedup_state and stats() show none
+SELECT count(*) AS table_rows, bool_and(holder_pid IS NULL) AS no_holder FROM agentcache.dedup WHERE message_id = 'rel-1';
+-- the live holder is fenced (API.md 0.2.0): its completion raises 55000 and
+-- changes nothing, and its lock goes back at once
 SELECT my_claims() AS claims;
 SELECT agentcache.dedup_complete('rel-1') AS completed;
+SELECT my_claims() AS claims_after_fenced;
 SELECT state, holder FROM dd('rel-1');
+-- the next dedup_begin acquires at once, from attempts 1
+SELECT agentcache.dedup_begin('rel-1') AS acquired_again;
+SELECT state, holder, attempts FROM dd('rel-1');
+SELECT agentcache.dedup_complete('rel-1') AS completed;
 SELECT agentcache.dedup_begin('rel-1') AS duplicate;
 -- releasing a completed message lets it be processed again, from attempts 1
 SELECT agentcache.dedup_release('rel-1') AS released;

@@ -74,10 +74,16 @@ SELECT agentcache.configure_namespace('catalog', '1 hour', 100);
 SELECT agentcache.put('catalog', 'sku-1', '{"price": 19.9}', NULL, '{tenant:7}');
 SELECT agentcache.put('catalog', 'sku-2', '{"price": 5}', '1 day', '{tenant:8}');
 SELECT agentcache.put('ai', 'prompt-1', '"cached answer"', '2 hours');
--- dedup: one completed, one failed, one processing (held by this session)
-SELECT agentcache.dedup_begin('msg-done'), agentcache.dedup_complete('msg-done');
-SELECT agentcache.dedup_begin('msg-failed'), agentcache.dedup_fail('msg-failed', 'LLM timeout');
-SELECT agentcache.dedup_begin('msg-held', 'conv-1', 'hello', '1 hour');
+-- dedup: this library (0.2.0) refuses to claim on a 0.1.0 table (55000, with
+-- the hint to update); the rows 0.1.0 wrote: one completed, one failed, one
+-- processing whose holder is gone (with the fingerprint of conv-1/hello)
+SELECT agentcache.dedup_begin('msg-early') AS claim_before_update;
+INSERT INTO agentcache.dedup (message_id, fingerprint, state, holder_pid, attempts, error, updated_at, expires_at,
+                              claim_window) VALUES
+  ('msg-done', NULL, 'completed', NULL, 1, NULL, now(), now() + interval '10 minutes', NULL),
+  ('msg-failed', NULL, 'failed', NULL, 1, 'LLM timeout', now(), now() + interval '10 minutes', NULL),
+  ('msg-held', encode(sha256(int8send(octet_length('conv-1')) || convert_to('conv-1', 'UTF8') || convert_to('hello', 'UTF8')), 'hex'),
+   'processing', 0, 1, NULL, now(), NULL, '1 hour');
 -- maps
 CREATE TABLE clinics (id int PRIMARY KEY, name text NOT NULL);
 CREATE TABLE integrations (instance text PRIMARY KEY, clinic_id int NOT NULL REFERENCES clinics);
@@ -111,8 +117,11 @@ UNION ALL
 SELECT 'namespaces', count(*) FROM ((TABLE before_namespaces EXCEPT TABLE agentcache.namespaces)
                                    UNION ALL (TABLE agentcache.namespaces EXCEPT TABLE before_namespaces)) d
 UNION ALL
-SELECT 'dedup', count(*) FROM ((TABLE before_dedup EXCEPT TABLE agentcache.dedup)
-                              UNION ALL (TABLE agentcache.dedup EXCEPT TABLE before_dedup)) d
+SELECT 'dedup', count(*) FROM ((TABLE before_dedup EXCEPT SELECT message_id, fingerprint, state, holder_pid, attempts,
+                                   error, updated_at, expires_at, claim_window FROM agentcache.dedup)
+                              UNION ALL (SELECT message_id, fingerprint, state, holder_pid, attempts, error, updated_at,
+                                                expires_at, claim_window FROM agentcache.dedup
+                                         EXCEPT TABLE before_dedup)) d
 UNION ALL
 SELECT 'maps', count(*) FROM ((TABLE before_maps
                                EXCEPT SELECT name, query, refresh, owner, search_path, entries FROM agentcache.maps)
@@ -136,7 +145,7 @@ SELECT agentcache.fetch('catalog', 'sku-3', $$SELECT jsonb_build_object('price',
 SELECT agentcache.invalidate_tag('tenant:8') AS invalidated, agentcache.get('catalog', 'sku-2') IS NULL AS gone;
 SELECT agentcache.put('catalog', 'sku-4', '{"price": 1}');
 SELECT namespace, key FROM agentcache.entries ORDER BY 1, 2;
--- dedup
+-- dedup (the processing message's holder is gone: taken over, attempts 2)
 SELECT agentcache.dedup_begin('msg-done') AS done, agentcache.dedup_begin('msg-failed') AS failed,
        agentcache.dedup_begin('msg-held', 'conv-1', 'hello', '1 hour') AS held;
 SELECT state, attempts, fingerprint IS NOT NULL AS has_fingerprint, error FROM agentcache.dedup_state('msg-held');
