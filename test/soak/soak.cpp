@@ -14,7 +14,8 @@
 //
 // Threads (17 connections + chaos):
 //   inbound x5   inbound/outbound; dedup_fail; abandoned claims; retries of
-//                recent message ids (duplicates, in_progress)
+//                recent message ids (duplicates, in_progress); two of them with a
+//                1 s claim lease and LLM calls past it: takeovers and fencing
 //   memory  x4   add_turn/get_context on 8 shared sessions
 //   ttl     x4   put/get/fetch/invalidate/invalidate_tag/clear on 2 namespaces
 //                x 100 keys (one with max_entries)
@@ -31,7 +32,9 @@
 //     connection; 42704 from lookup shortly after a crash or worker restart) —
 //     never XX000, never 40P01, never a statement_timeout (a hang);
 //   * dedup: at most one holder per message at any moment (the intervals in
-//     which each holder surely held it never overlap), and no message
+//     which each holder surely held it never overlap; a claim with a lease is
+//     surely held only until its lease ran out, unless its completion then
+//     succeeded), a completion after the lease may only be fenced (55000), and no message
 //     completed before a dedup_begin was sent is acquired again (window 1 h);
 //   * memory: get_context's seqs increase, each turn's content is the one
 //     acknowledged for that seq, and every turn acknowledged before the call
@@ -256,31 +259,66 @@ void dedup_completed(const std::string& id, int64_t at) {
   if (m.completed_at < 0) m.completed_at = at;
 }
 
+// Threads 0 and 1 claim with a 1 s lease (agentcache.claim_lease), so their
+// abandoned claims are taken over by the others and their late outbounds are
+// fenced (55000); the others keep the default 5 min lease (none runs out).
+constexpr int64_t kShortLeaseUs = 1000000;
+int64_t lease_of(int thread) { return thread < 2 ? kShortLeaseUs : 0; }
+// Messages a short-lease holder left stuck (abandoned, or in an LLM call past
+// its lease), with the time its lease surely ran out: the other threads
+// re-deliver them then, so they are taken over and the stuck holder fenced.
+std::mutex g_stuck_mu;
+std::vector<std::pair<std::string, int64_t>> g_stuck;
+void stuck(const std::string& id, int64_t lease_over) {
+  std::lock_guard<std::mutex> g(g_stuck_mu);
+  if (g_stuck.size() < 200) g_stuck.emplace_back(id, lease_over);
+}
+bool take_stuck(std::string* id) {
+  std::lock_guard<std::mutex> g(g_stuck_mu);
+  const int64_t now = now_us();
+  for (auto it = g_stuck.begin(); it != g_stuck.end(); ++it)
+    if (it->second < now) {
+      *id = it->first;
+      g_stuck.erase(it);
+      return true;
+    }
+  return false;
+}
+
 void inbound_thread(int t) {
   std::mt19937_64 rng(g_seed * 1000 + t);
   Conn c("soak-inbound-" + std::to_string(t), "soak_app");
-  c.connect();
+  const int64_t lease = lease_of(t);
+  auto connect = [&] {
+    c.connect();
+    if (lease) (void)c.exec("SET agentcache.claim_lease = '1s'", {});
+  };
+  connect();
   const std::string session = "soak-conv-" + std::to_string(t);
   struct Held {
     std::string id;
     int64_t from;
+    int64_t req;  // the acquiring call was sent then: its lease ran out no earlier than req + lease
   };
   std::vector<Held> abandoned;
   int64_t last_ok = 0;
+  // a claim is surely held until `until`, or until its lease surely ran out
+  auto held_until = [&](int64_t req, int64_t until) { return lease ? std::min(until, req + lease) : until; };
   // a lost connection releases every claim: they were surely held until the
-  // last successful call on it
+  // last successful call on it (or the end of their lease)
   auto lose_claims = [&](int64_t until) {
-    for (const Held& h : abandoned) dedup_held(h.id, t, h.from, std::max(h.from, until));
+    for (const Held& h : abandoned) dedup_held(h.id, t, h.from, std::max(h.from, held_until(h.req, until)));
     abandoned.clear();
   };
   while (!g_stop) {
     if (c.broken()) {
       lose_claims(last_ok);
-      c.connect();
+      connect();
     }
     long n = g_message_counter.fetch_add(1);
     if (rng() % 10 < 3 && n > 50) n -= static_cast<long>(rng() % 50);  // a recent id again
-    const std::string id = "soak-m-" + std::to_string(n);
+    std::string id = "soak-m-" + std::to_string(n);
+    if (!lease && rng() % 10 == 0) (void)take_stuck(&id);  // a stuck message re-delivered after its lease
     Result r = c.exec("SELECT agentcache.inbound('none', $1, $2, $3)->>'dedup'", {id, session, "hello " + id});
     if (!r.ok) {
       if (allowed_error("inbound", r) && r.lost) lose_claims(last_ok);
@@ -294,19 +332,25 @@ void inbound_thread(int t) {
       continue;
     }
     dedup_acquired(id, r);
-    // a claim this connection already held (abandoned earlier) was renewed:
-    // one hold from then on
+    // a claim this connection already held (abandoned earlier) was renewed —
+    // or, its lease over, taken over by another thread meanwhile and now
+    // taken back: the old hold ends with its lease, a new one starts
     for (auto it = abandoned.begin(); it != abandoned.end(); ++it)
       if (it->id == id) {
-        dedup_held(id, t, it->from, r.resp);
+        dedup_held(id, t, it->from, std::max(it->from, held_until(it->req, r.resp)));
         abandoned.erase(it);
         break;
       }
     const unsigned what = rng() % 100;
     if (what < 4 && abandoned.size() < 20) {  // the caller crashed: the claim stays with the connection
-      abandoned.push_back(Held{id, r.resp});
+      abandoned.push_back(Held{id, r.resp, r.req});
+      if (lease) stuck(id, r.resp + lease);
       count_op("dedup abandoned");
       continue;
+    }
+    if (lease && what % 10 == 9) {  // an LLM call past the lease, re-delivered meanwhile
+      stuck(id, r.resp + lease);
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
     }
     const int64_t release_sent = now_us();
     Result e = what < 12 ? c.exec("SELECT agentcache.dedup_fail($1, 'llm timeout')", {id})
@@ -314,17 +358,23 @@ void inbound_thread(int t) {
     const bool fail = what < 12;
     if (e.ok) {
       last_ok = e.resp;
-      dedup_held(id, t, r.resp, release_sent);
+      // a completion succeeds only while the row names this holder: held until then
+      dedup_held(id, t, r.resp, std::max(r.resp, release_sent));
       if (!fail) dedup_completed(id, e.resp);
       count_op(fail ? "dedup dedup_fail" : "dedup outbound");
+    } else if (e.state == "55000" && lease && release_sent > r.req + lease) {
+      // fenced: the lease ran out and another thread took the message over
+      last_ok = e.resp;
+      dedup_held(id, t, r.resp, std::max(r.resp, r.req + lease));
+      count_op(fail ? "dedup dedup_fail fenced" : "dedup outbound fenced");
     } else {
       allowed_error(fail ? "dedup_fail" : "outbound", e);
       // the claim is still held (the transaction failed) or gone with the connection
       if (e.lost) {
-        dedup_held(id, t, r.resp, std::max(r.resp, last_ok));
+        dedup_held(id, t, r.resp, std::max(r.resp, held_until(r.req, last_ok)));
         lose_claims(last_ok);
       } else {
-        abandoned.push_back(Held{id, r.resp});
+        abandoned.push_back(Held{id, r.resp, r.req});
       }
     }
     if (abandoned.size() >= 20 && rng() % 5 == 0) {  // the pool recycles the connection
