@@ -7,7 +7,8 @@
  *   hotpath_client -m MODE -c CONNS -T SECONDS -d PG_CONNINFO [-r REDIS]
  *                  [-s SESSIONS] [-i INSTANCES] [-t CONTEXT_TURNS] [-p PREFIX]
  *
- * MODE: agentcache | plainsql | redis | redis_pipelined | dedup | dedup_plain
+ * MODE: agentcache | agentcache_nolease | plainsql | redis | redis_pipelined | redis_pg_full | dedup |
+ *       dedup_plain | takeover | outbox
  *       (measured), or prewarm_redis (loads routes and context lists, once).
  * REDIS: a Unix socket path (starts with '/') or HOST:PORT.
  *
@@ -38,9 +39,22 @@
 #include <string.h>
 #include <time.h>
 
-enum mode { M_AGENTCACHE, M_PLAINSQL, M_REDIS, M_REDIS_PIPELINED, M_DEDUP, M_DEDUP_PLAIN, M_PREWARM_REDIS };
+enum mode {
+  M_AGENTCACHE,
+  M_PLAINSQL,
+  M_REDIS,
+  M_REDIS_PIPELINED,
+  M_DEDUP,
+  M_DEDUP_PLAIN,
+  M_PREWARM_REDIS,
+  M_REDIS_PG_FULL,
+  M_AGENTCACHE_NOLEASE,
+  M_TAKEOVER,
+  M_OUTBOX
+};
 static const char *const MODE_NAMES[] = {"agentcache", "plainsql", "redis", "redis_pipelined",
-                                         "dedup", "dedup_plain", "prewarm_redis"};
+                                         "dedup", "dedup_plain", "prewarm_redis", "redis_pg_full",
+                                         "agentcache_nolease", "takeover", "outbox"};
 
 static enum mode g_mode;
 static int g_conns = 1, g_seconds = 5, g_sessions = 1000, g_instances = 1000, g_turns = 30;
@@ -80,6 +94,7 @@ static void fail(const char *fmt, ...) {
 struct worker {
   int id;
   PGconn *pg;
+  PGconn *pg2; /* takeover: the holder whose lease runs out */
   redisContext *rc;
   uint64_t rng;
   long n_ops, cap;
@@ -208,17 +223,44 @@ static void turn_json(char *buf, size_t n, const char *seq, const char *role, co
 
 /* ---------------------------------------------------------------- modes */
 
+static int exec_simple(PGconn *c, const char *sql) {
+  PGresult *r = PQexec(c, sql);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+  if (!ok) fail("%s: %s", sql, PQerrorMessage(c));
+  PQclear(r);
+  return ok;
+}
+
 static int setup(struct worker *w) {
   switch (g_mode) {
+  case M_AGENTCACHE_NOLEASE:
+    if (!exec_simple(w->pg, "SET agentcache.claim_lease = 0")) return 0;
+    /* fall through */
   case M_AGENTCACHE:
     return prep(w, "inbound", "SELECT agentcache.inbound($1, $2, $3, $4)", 4) &&
            prep(w, "outbound", "SELECT agentcache.outbound($1, $2, $3)", 3);
+  case M_TAKEOVER: {
+    PGresult *r = PQprepare(w->pg2, "hold", "SELECT agentcache.dedup_begin($1, NULL, NULL, NULL, '1 microsecond')", 1,
+                            NULL);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    r = PQprepare(w->pg2, "fenced", "SELECT agentcache.dedup_complete($1)", 1, NULL);
+    ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) fail("prepare (holder connection): %s", PQerrorMessage(w->pg2));
+    return ok && prep(w, "dedup_begin", "SELECT agentcache.dedup_begin($1)", 1) &&
+           prep(w, "dedup_complete", "SELECT agentcache.dedup_complete($1)", 1);
+  }
+  case M_OUTBOX:
+    return prep(w, "resend",
+                "SELECT count(agentcache.reply_sent(p.message_id)) FROM agentcache.pending_replies('0 s', 1) p", 0);
   case M_DEDUP:
     return prep(w, "dedup_begin", "SELECT agentcache.dedup_begin($1)", 1) &&
            prep(w, "dedup_complete", "SELECT agentcache.dedup_complete($1)", 1);
   case M_PLAINSQL:
   case M_REDIS:
   case M_REDIS_PIPELINED:
+  case M_REDIS_PG_FULL:
   case M_DEDUP_PLAIN:
     break;
   case M_PREWARM_REDIS:
@@ -243,6 +285,11 @@ static int setup(struct worker *w) {
               "SELECT coalesce(jsonb_agg(jsonb_build_object('seq', seq, 'role', role, 'content', content, "
               "'at', created_at) ORDER BY seq), '[]') FROM (SELECT seq, role, content, created_at FROM "
               "public.app_turns WHERE session_id = $1 ORDER BY seq DESC LIMIT $2::int) t", 2) &&
+         prep(w, "dedup_completed",
+              "INSERT INTO public.app_dedup (message_id, state, attempts, updated_at, expires_at) "
+              "VALUES ($1, 'completed', 1, now(), now() + interval '1 day') ON CONFLICT (message_id) DO UPDATE "
+              "SET state = 'completed', holder_pid = NULL, updated_at = now(), expires_at = now() + interval '1 day'",
+              1) &&
          prep(w, "begin", "BEGIN", 0) && prep(w, "commit", "COMMIT", 0);
 }
 
@@ -340,6 +387,85 @@ static int op_redis(struct worker *w, int pipelined) {
          redis_check(w, redisCommandArgv(w->rc, 2, del, NULL), REDIS_REPLY_INTEGER, "DEL");
 }
 
+/* Redis + PostgreSQL, storing what agentcache stores: route, lock and context
+ * from Redis; the user turn committed to PostgreSQL at inbound; the assistant
+ * turn and the message's completed state committed together at outbound (the
+ * durable duplicate record); then the context list and the lock in Redis.
+ * Two commits per message, as inbound() + outbound(). */
+static int op_redis_pg_full(struct worker *w) {
+  char key_route[96], key_lock[128], key_ctx[96], user_seq[32], asst_seq[32];
+  char user_json[512], asst_json[512], from[16];
+  snprintf(key_route, sizeof key_route, "route:%s", w->inst);
+  snprintf(key_lock, sizeof key_lock, "lock:%s", w->msg);
+  snprintf(key_ctx, sizeof key_ctx, "ctx:%s", w->sess);
+  snprintf(from, sizeof from, "-%d", g_turns);
+  const char *get[2] = {"GET", key_route};
+  const char *set[6] = {"SET", key_lock, "1", "NX", "PX", "300000"};
+  const char *lrange[4] = {"LRANGE", key_ctx, from, "-1"};
+  redisAppendCommandArgv(w->rc, 2, get, NULL);
+  redisAppendCommandArgv(w->rc, 6, set, NULL);
+  redisAppendCommandArgv(w->rc, 4, lrange, NULL);
+  if (!redis_get_reply(w, REDIS_REPLY_STRING, "GET route") || !redis_get_reply(w, REDIS_REPLY_STATUS, "SET NX") ||
+      !redis_get_reply(w, REDIS_REPLY_ARRAY, "LRANGE"))
+    return 0;
+  const char *p_msg[1] = {w->msg};
+  const char *p_user[3] = {w->sess, "user", BODY}, *p_asst[3] = {w->sess, "assistant", REPLY};
+  PGresult *r = run(w, "add_turn", 3, p_user, 1);
+  if (!r) return 0;
+  snprintf(user_seq, sizeof user_seq, "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  if (!run_cmd(w, "begin") || !(r = run(w, "add_turn", 3, p_asst, 1))) return 0;
+  snprintf(asst_seq, sizeof asst_seq, "%s", PQgetvalue(r, 0, 0));
+  PQclear(r);
+  if (!(r = run(w, "dedup_completed", 1, p_msg, -2))) return 0;
+  PQclear(r);
+  if (!run_cmd(w, "commit")) return 0;
+  turn_json(user_json, sizeof user_json, user_seq, "user", BODY);
+  turn_json(asst_json, sizeof asst_json, asst_seq, "assistant", REPLY);
+  const char *rpush[4] = {"RPUSH", key_ctx, user_json, asst_json};
+  const char *ltrim[4] = {"LTRIM", key_ctx, from, "-1"};
+  const char *del[2] = {"DEL", key_lock};
+  redisAppendCommandArgv(w->rc, 4, rpush, NULL);
+  redisAppendCommandArgv(w->rc, 4, ltrim, NULL);
+  redisAppendCommandArgv(w->rc, 2, del, NULL);
+  return redis_get_reply(w, REDIS_REPLY_INTEGER, "RPUSH") && redis_get_reply(w, REDIS_REPLY_STATUS, "LTRIM") &&
+         redis_get_reply(w, REDIS_REPLY_INTEGER, "DEL");
+}
+
+/* A fenced takeover, the whole cycle: the holder (second connection) acquires
+ * with a lease that has run out at once; the contender takes the message
+ * over and completes it; the holder's completion is fenced (55000), which
+ * also gives its lock back. */
+static int op_takeover(struct worker *w) {
+  const char *p[1] = {w->msg};
+  PGresult *r = PQexecPrepared(w->pg2, "hold", 1, p, NULL, NULL, 0);
+  int ok = PQresultStatus(r) == PGRES_TUPLES_OK && strcmp(PQgetvalue(r, 0, 0), "acquired") == 0;
+  if (!ok) fail("hold (thread %d, message %s): %s", w->id, w->msg, PQerrorMessage(w->pg2));
+  PQclear(r);
+  if (!ok || !run_expect(w, "dedup_begin", 1, p, "acquired") || !run_expect(w, "dedup_complete", 1, p, ""))
+    return 0;
+  r = PQexecPrepared(w->pg2, "fenced", 1, p, NULL, NULL, 0);
+  const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  ok = PQresultStatus(r) == PGRES_FATAL_ERROR && state && strcmp(state, "55000") == 0;
+  if (!ok) fail("fenced completion (thread %d, message %s): expected 55000, got %s", w->id, w->msg, state ? state : "ok");
+  PQclear(r);
+  return ok;
+}
+
+/* The resender's bookkeeping: one pending reply locked (pending_replies,
+ * SKIP LOCKED: concurrent workers get disjoint rows) and marked sent, in one
+ * autocommit statement. One op = one reply. The replies are those the
+ * agentcache modes run before left unsent; a worker that finds none left
+ * stops (its time until then counts). */
+static int op_outbox(struct worker *w) {
+  PGresult *r = run(w, "resend", 0, NULL, 1);
+  if (!r) return 0;
+  int n = atoi(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  if (n == 0 && w->n_ops == 0) fail("outbox (thread %d): no pending reply (run an agentcache mode first)", w->id);
+  return n > 0;
+}
+
 static int op_dedup(struct worker *w) {
   const char *p[1] = {w->msg};
   return run_expect(w, "dedup_begin", 1, p, "acquired") && run_expect(w, "dedup_complete", 1, p, "");
@@ -361,10 +487,14 @@ static int op_dedup_plain(struct worker *w) {
 
 static int one_op(struct worker *w) {
   switch (g_mode) {
-  case M_AGENTCACHE: return op_agentcache(w);
+  case M_AGENTCACHE:
+  case M_AGENTCACHE_NOLEASE: return op_agentcache(w);
+  case M_TAKEOVER: return op_takeover(w);
+  case M_OUTBOX: return op_outbox(w);
   case M_PLAINSQL: return op_plainsql_in(w) && op_plainsql_out(w);
   case M_REDIS: return op_redis(w, 0);
   case M_REDIS_PIPELINED: return op_redis(w, 1);
+  case M_REDIS_PG_FULL: return op_redis_pg_full(w);
   case M_DEDUP: return op_dedup(w);
   case M_DEDUP_PLAIN: return op_dedup_plain(w);
   case M_PREWARM_REDIS: break;
@@ -380,7 +510,16 @@ static void *worker_main(void *arg) {
     fail("connect (thread %d): %s", w->id, PQerrorMessage(w->pg));
     ready = 0;
   }
-  if (ready && (g_mode == M_REDIS || g_mode == M_REDIS_PIPELINED) && !(w->rc = redis_connect())) ready = 0;
+  if (ready && (g_mode == M_REDIS || g_mode == M_REDIS_PIPELINED || g_mode == M_REDIS_PG_FULL) &&
+      !(w->rc = redis_connect()))
+    ready = 0;
+  if (ready && g_mode == M_TAKEOVER) {
+    w->pg2 = PQconnectdb(g_conninfo);
+    if (PQstatus(w->pg2) != CONNECTION_OK) {
+      fail("connect (thread %d, holder): %s", w->id, PQerrorMessage(w->pg2));
+      ready = 0;
+    }
+  }
   if (ready) ready = setup(w);
   pthread_barrier_wait(&g_barrier); /* main sets the deadline before it joins */
   pthread_barrier_wait(&g_barrier);
@@ -402,6 +541,7 @@ static void *worker_main(void *arg) {
   }
   w->end = now_s();
   if (w->rc) redisFree(w->rc);
+  if (w->pg2) PQfinish(w->pg2);
   PQfinish(w->pg);
   return NULL;
 }
@@ -481,7 +621,8 @@ static double pct(const double *v, long n, double p) {
 static void usage(void) {
   fprintf(stderr, "usage: hotpath_client -m MODE -c CONNS -T SECONDS -d CONNINFO [-r REDIS] [-s SESSIONS] "
                   "[-i INSTANCES] [-t CONTEXT_TURNS] [-p PREFIX]\n"
-                  "MODE: agentcache plainsql redis redis_pipelined dedup dedup_plain prewarm_redis\n");
+                  "MODE: agentcache agentcache_nolease plainsql redis redis_pipelined redis_pg_full dedup dedup_plain takeover "
+                  "outbox prewarm_redis\n");
   exit(2);
 }
 
@@ -508,7 +649,9 @@ int main(int argc, char **argv) {
   if (!have_mode || !g_conninfo || g_conns < 1 || g_seconds < 1 || g_instances < 1 || g_turns < 1 ||
       g_sessions < g_conns)
     usage();
-  if ((g_mode == M_REDIS || g_mode == M_REDIS_PIPELINED || g_mode == M_PREWARM_REDIS) && !g_redis) usage();
+  if ((g_mode == M_REDIS || g_mode == M_REDIS_PIPELINED || g_mode == M_REDIS_PG_FULL || g_mode == M_PREWARM_REDIS) &&
+      !g_redis)
+    usage();
   if (g_mode == M_PREWARM_REDIS) return prewarm_redis() || g_failed;
 
   struct worker *ws = calloc((size_t)g_conns, sizeof *ws);

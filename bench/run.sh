@@ -537,7 +537,9 @@ fi # ---- end of pgbench and map load
 # one client program (bench/hotpath_client.c, libpq + hiredis). Skipped with
 # HOTPATH=0. See bench/README.md for exactly what each mode sends.
 if [ "$HOTPATH" = 1 ]; then # ---- body not indented
-HP_MODES=(agentcache plainsql redis redis_pipelined dedup dedup_plain)
+# HOTPATH_MODES (space-separated) runs a subset, e.g. to measure an older build
+# that lacks claim leases: HOTPATH_MODES="agentcache plainsql redis redis_pg_full"
+read -r -a HP_MODES <<<"${HOTPATH_MODES:-agentcache agentcache_nolease plainsql redis redis_pipelined redis_pg_full dedup dedup_plain takeover outbox}"
 header "hot path: ${HP_MODES[*]} (bench/hotpath_client.c, libpq + hiredis)"
 HP_BIN=$WORK/hotpath_client
 gcc -O2 -Wall -o "$HP_BIN" "$ROOT/bench/hotpath_client.c" -I"$("$PG_CONFIG" --includedir)" \
@@ -617,16 +619,21 @@ fi
 
 header "hot path runs: -T $DURATION, connections ${CLIENT_LIST[*]}, $RUNS run(s), modes interleaved"
 declare -A HP_OPS HP_P50 HP_P99 # key "mode:conns" -> space-separated values of each run
+declare -A HP_WALB HP_SYNC      # key "mode:conns" -> WAL bytes / WAL syncs per message, per run
 for ((run = 1; run <= RUNS; run++)); do
   for c in "${CLIENT_LIST[@]}"; do
     for m in "${HP_MODES[@]}"; do
+      read -r wal0 sync0 < <(psql_v "SELECT wal_bytes || ' ' || wal_sync FROM pg_stat_wal")
       out=$(hp_client -m "$m" -c "$c" -T "$DURATION" -p "r$run-c$c-$m" 2>&1) || {
         printf '%s\n' "$out" >&2
         die "hotpath_client failed ($m, $c connections)"
       }
-      read -r ops p50 p99 < <(printf '%s\n' "$out" | awk '/^RESULT / {
+      read -r wal1 sync1 < <(psql_v "SELECT wal_bytes || ' ' || wal_sync FROM pg_stat_wal")
+      read -r ops p50 p99 nops < <(printf '%s\n' "$out" | awk '/^RESULT / {
         for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
-        print v["ops_per_s"], v["p50_ms"], v["p99_ms"]; exit }')
+        print v["ops_per_s"], v["p50_ms"], v["p99_ms"], v["ops"]; exit }')
+      HP_WALB[$m:$c]="${HP_WALB[$m:$c]:-}${HP_WALB[$m:$c]:+ }$(awk -v a="$wal0" -v b="$wal1" -v n="$nops" 'BEGIN { printf "%.0f", (b - a) / (n > 0 ? n : 1) }')"
+      HP_SYNC[$m:$c]="${HP_SYNC[$m:$c]:-}${HP_SYNC[$m:$c]:+ }$(awk -v a="$sync0" -v b="$sync1" -v n="$nops" 'BEGIN { printf "%.2f", (b - a) / (n > 0 ? n : 1) }')"
       [ -n "${p99:-}" ] || { printf '%s\n' "$out" >&2; die "no RESULT line from hotpath_client ($m, $c connections)"; }
       HP_OPS[$m:$c]="${HP_OPS[$m:$c]:-}${HP_OPS[$m:$c]:+ }$(printf '%.0f' "$ops")"
       HP_P50[$m:$c]="${HP_P50[$m:$c]:-}${HP_P50[$m:$c]:+ }$p50"
@@ -645,7 +652,7 @@ for c in "${CLIENT_LIST[@]}"; do
   done
 done
 # mode -> the plain-SQL mode its "vs plain SQL" column divides by
-declare -A HP_BASE=([dedup]=dedup_plain [dedup_plain]=dedup_plain)
+declare -A HP_BASE=([dedup]=dedup_plain [dedup_plain]=dedup_plain [takeover]=dedup_plain [outbox]=dedup_plain)
 header "hot path results (median of $RUNS run(s) of ${DURATION}s; one op = one message: inbound+outbound, or begin+complete)"
 printf '  %-15s | %5s | %12s | %8s | %8s | %12s | %9s | %s\n' mode conns "median ops/s" "p50 ms" "p99 ms" "vs plain SQL" "vs redis" "ops/s per run"
 printf '  %s\n' "----------------+-------+--------------+----------+----------+--------------+-----------+--------------"
@@ -658,7 +665,13 @@ for c in "${CLIENT_LIST[@]}"; do
       printf "  %-15s | %5d | %12.0f | %8.3f | %8.3f | %11.2fx | %s | %s\n", m, c, o, p50, p99, o / p, vr, runs }'
   done
 done
-note "vs plain SQL: agentcache, plainsql, redis, redis_pipelined divide by plainsql; dedup and dedup_plain by dedup_plain"
+note "vs plain SQL: agentcache, plainsql, redis, redis_pipelined, redis_pg_full divide by plainsql; dedup and dedup_plain by dedup_plain"
+printf '\n  WAL per message (pg_stat_wal deltas / messages; median of the runs; the Redis modes write only their PostgreSQL part):\n'
+for c in "${CLIENT_LIST[@]}"; do
+  for m in "${HP_MODES[@]}"; do
+    printf '    %-15s conns=%d  WAL bytes %6s  WAL syncs %5s\n' "$m" "$c" "$(median <<<"${HP_WALB[$m:$c]}")" "$(median <<<"${HP_SYNC[$m:$c]}")"
+  done
+done
 note "durability: ${DURABILITY_SEEN[durable]}; Redis without persistence; PostgreSQL over its Unix socket, Redis at $REDIS_ADDR"
 printf '\n'
 for c in 1 8; do
@@ -673,8 +686,22 @@ for c in 1 8; do
     printf "  hot-path targets (%d connection%s): inbound+outbound >= 1.5x plainsql: %.2fx %s;  ahead of redis in ops/s: %.2fx %s;  in p99: %.3f vs %.3f ms %s\n",
       c, (c == 1 ? "" : "s"), r1, (r1 >= 1.5 ? "PASS" : "MISS"), r2, (r2 > 1 ? "PASS" : "MISS"), a99, r99, (a99 < r99 ? "PASS" : "MISS")
     printf "    (no target) vs redis_pipelined: %.2fx ops/s, p99 %.3f vs %.3f ms\n", a / rp, a99, rp99 }'
+  # issue 13: against Redis + PostgreSQL storing the same (both turns, the completed state)
+  [ -n "${HP_MED[redis_pg_full:$c]:-}" ] || continue
+  awk -v c="$c" -v a="${HP_MED[agentcache:$c]}" -v f="${HP_MED[redis_pg_full:$c]}" \
+      -v a99="${HP_M99[agentcache:$c]}" -v f99="${HP_M99[redis_pg_full:$c]}" 'BEGIN {
+    need = (c == 8 ? 1.5 : 1.25); r = a / f; q = a99 / f99
+    printf "  vs redis_pg_full (%d connection%s): ops/s %.2fx (target >= %.2fx) %s;  p99 %.3f vs %.3f ms = %.2fx (target <= 0.80x) %s\n",
+      c, (c == 1 ? "" : "s"), r, need, (r >= need ? "PASS" : "MISS"), a99, f99, q, (q <= 0.8 ? "PASS" : "MISS") }'
 done
 for c in "${CLIENT_LIST[@]}"; do
+  awk -v c="$c" -v a="${HP_MED[agentcache:$c]:-0}" -v n="${HP_MED[agentcache_nolease:$c]:-0}" \
+      -v t="${HP_MED[takeover:$c]:-0}" -v d="${HP_MED[dedup:$c]:-0}" -v o="${HP_MED[outbox:$c]:-0}" 'BEGIN {
+    s = (c == 1 ? "" : "s")
+    if (a > 0 && n > 0) printf "  leases (%d connection%s, no target): inbound+outbound with the 5 min lease runs at %.2fx of claim_lease = 0\n", c, s, a / n
+    if (t > 0) printf "  fenced takeover (%d connection%s): %.0f cycles/s (holder acquires, lease over, contender takes over + completes, holder fenced) vs %.0f dedup_begin+dedup_complete/s\n", c, s, t, d
+    if (o > 0) printf "  outbox (%d connection%s): %.0f replies/s locked by pending_replies and marked by reply_sent (one per statement)\n", c, s, o }'
+  [ -n "${HP_MED[dedup:$c]:-}" ] && [ -n "${HP_MED[dedup_plain:$c]:-}" ] || continue
   awk -v c="$c" -v d="${HP_MED[dedup:$c]}" -v p="${HP_MED[dedup_plain:$c]}" 'BEGIN {
     printf "  dedup (%d connection%s, no target): dedup_begin+dedup_complete runs at %.2fx INSERT ... ON CONFLICT + pg_try_advisory_lock/unlock\n",
       c, (c == 1 ? "" : "s"), d / p }'
