@@ -75,9 +75,10 @@ ALTER TABLE agentcache.dedup
     ADD COLUMN session_id       text,
     ADD COLUMN reply_seq        bigint,
     ADD COLUMN reply_sent       boolean;
--- The replies not yet marked sent, oldest completion first: the resender's
+-- The replies not yet marked sent, oldest completion first (in exactly the
+-- order pending_replies returns them): the resender's
 -- pending_replies() reads this small index, never the whole table.
-CREATE INDEX dedup_pending_replies ON agentcache.dedup (updated_at) WHERE reply_sent OPERATOR(pg_catalog.=) false;
+CREATE INDEX dedup_pending_replies ON agentcache.dedup (updated_at, message_id) WHERE reply_sent OPERATOR(pg_catalog.=) false;
 
 -- dedup_begin gains `lease`, dedup_state three columns: both are dropped and
 -- created again, and each new function gets the EXECUTE grants the old one
