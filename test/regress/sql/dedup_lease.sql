@@ -80,8 +80,8 @@ SELECT count(*) AS none FROM agentcache.pending_replies('0 s', 0);
 SELECT count(*) AS none FROM agentcache.pending_replies('300000 years');
 -- the outbox's index: pending_replies reads it, not the table
 EXPLAIN (COSTS OFF)
-SELECT d.message_id FROM agentcache.dedup d
- WHERE d.reply_sent OPERATOR(pg_catalog.=) false ORDER BY d.updated_at;
+SELECT d.session_id FROM agentcache.dedup d
+ WHERE d.reply_sent OPERATOR(pg_catalog.=) false ORDER BY d.updated_at, d.message_id LIMIT 1;
 SELECT agentcache.dedup_release(m) FROM (VALUES ('dl-m1'), ('dl-m2'), ('dl-m3')) v(m);
 DELETE FROM agentcache.dedup WHERE message_id LIKE 'dl-%';
 SELECT agentcache.forget_session('dl-s');
