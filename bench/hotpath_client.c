@@ -337,7 +337,14 @@ static int op_plainsql_out(struct worker *w) {
   return run_cmd(w, "commit") && run_expect(w, "unlock", 1, p_msg, "t");
 }
 
-static int op_redis(struct worker *w, int pipelined) {
+/* The Redis modes. `pipelined`: GET + SET NX + LRANGE as one pipeline, and
+ * RPUSH + LTRIM + DEL as another (else one command per round trip). `full`
+ * (redis_pg_full, always pipelined): PostgreSQL also stores what agentcache
+ * stores — the assistant turn and the message's completed state are
+ * committed together (the durable duplicate record), so each message makes
+ * two commits, as inbound() + outbound(); the plain modes insert the two
+ * turns in autocommit. */
+static int op_redis(struct worker *w, int pipelined, int full) {
   char key_route[96], key_lock[128], key_ctx[96], user_seq[32], asst_seq[32];
   char user_json[512], asst_json[512];
   snprintf(key_route, sizeof key_route, "route:%s", w->inst);
@@ -361,15 +368,23 @@ static int op_redis(struct worker *w, int pipelined) {
              !redis_check(w, redisCommandArgv(w->rc, 4, lrange, NULL), REDIS_REPLY_ARRAY, "LRANGE")) {
     return 0;
   }
+  const char *p_msg[1] = {w->msg};
   const char *p_user[3] = {w->sess, "user", BODY}, *p_asst[3] = {w->sess, "assistant", REPLY};
   PGresult *r = run(w, "add_turn", 3, p_user, 1);
   if (!r) return 0;
   snprintf(user_seq, sizeof user_seq, "%s", PQgetvalue(r, 0, 0));
   PQclear(r);
-  /* outbound: the assistant turn into PostgreSQL, the context list and the lock in Redis */
+  /* outbound: the assistant turn into PostgreSQL (with the completed state
+   * when `full`), then the context list and the lock in Redis */
+  if (full && !run_cmd(w, "begin")) return 0;
   if (!(r = run(w, "add_turn", 3, p_asst, 1))) return 0;
   snprintf(asst_seq, sizeof asst_seq, "%s", PQgetvalue(r, 0, 0));
   PQclear(r);
+  if (full) {
+    if (!(r = run(w, "dedup_completed", 1, p_msg, -2))) return 0;
+    PQclear(r);
+    if (!run_cmd(w, "commit")) return 0;
+  }
   turn_json(user_json, sizeof user_json, user_seq, "user", BODY);
   turn_json(asst_json, sizeof asst_json, asst_seq, "assistant", REPLY);
   const char *rpush[4] = {"RPUSH", key_ctx, user_json, asst_json};
@@ -385,51 +400,6 @@ static int op_redis(struct worker *w, int pipelined) {
   return redis_check(w, redisCommandArgv(w->rc, 4, rpush, NULL), REDIS_REPLY_INTEGER, "RPUSH") &&
          redis_check(w, redisCommandArgv(w->rc, 4, ltrim, NULL), REDIS_REPLY_STATUS, "LTRIM") &&
          redis_check(w, redisCommandArgv(w->rc, 2, del, NULL), REDIS_REPLY_INTEGER, "DEL");
-}
-
-/* Redis + PostgreSQL, storing what agentcache stores: route, lock and context
- * from Redis; the user turn committed to PostgreSQL at inbound; the assistant
- * turn and the message's completed state committed together at outbound (the
- * durable duplicate record); then the context list and the lock in Redis.
- * Two commits per message, as inbound() + outbound(). */
-static int op_redis_pg_full(struct worker *w) {
-  char key_route[96], key_lock[128], key_ctx[96], user_seq[32], asst_seq[32];
-  char user_json[512], asst_json[512], from[16];
-  snprintf(key_route, sizeof key_route, "route:%s", w->inst);
-  snprintf(key_lock, sizeof key_lock, "lock:%s", w->msg);
-  snprintf(key_ctx, sizeof key_ctx, "ctx:%s", w->sess);
-  snprintf(from, sizeof from, "-%d", g_turns);
-  const char *get[2] = {"GET", key_route};
-  const char *set[6] = {"SET", key_lock, "1", "NX", "PX", "300000"};
-  const char *lrange[4] = {"LRANGE", key_ctx, from, "-1"};
-  redisAppendCommandArgv(w->rc, 2, get, NULL);
-  redisAppendCommandArgv(w->rc, 6, set, NULL);
-  redisAppendCommandArgv(w->rc, 4, lrange, NULL);
-  if (!redis_get_reply(w, REDIS_REPLY_STRING, "GET route") || !redis_get_reply(w, REDIS_REPLY_STATUS, "SET NX") ||
-      !redis_get_reply(w, REDIS_REPLY_ARRAY, "LRANGE"))
-    return 0;
-  const char *p_msg[1] = {w->msg};
-  const char *p_user[3] = {w->sess, "user", BODY}, *p_asst[3] = {w->sess, "assistant", REPLY};
-  PGresult *r = run(w, "add_turn", 3, p_user, 1);
-  if (!r) return 0;
-  snprintf(user_seq, sizeof user_seq, "%s", PQgetvalue(r, 0, 0));
-  PQclear(r);
-  if (!run_cmd(w, "begin") || !(r = run(w, "add_turn", 3, p_asst, 1))) return 0;
-  snprintf(asst_seq, sizeof asst_seq, "%s", PQgetvalue(r, 0, 0));
-  PQclear(r);
-  if (!(r = run(w, "dedup_completed", 1, p_msg, -2))) return 0;
-  PQclear(r);
-  if (!run_cmd(w, "commit")) return 0;
-  turn_json(user_json, sizeof user_json, user_seq, "user", BODY);
-  turn_json(asst_json, sizeof asst_json, asst_seq, "assistant", REPLY);
-  const char *rpush[4] = {"RPUSH", key_ctx, user_json, asst_json};
-  const char *ltrim[4] = {"LTRIM", key_ctx, from, "-1"};
-  const char *del[2] = {"DEL", key_lock};
-  redisAppendCommandArgv(w->rc, 4, rpush, NULL);
-  redisAppendCommandArgv(w->rc, 4, ltrim, NULL);
-  redisAppendCommandArgv(w->rc, 2, del, NULL);
-  return redis_get_reply(w, REDIS_REPLY_INTEGER, "RPUSH") && redis_get_reply(w, REDIS_REPLY_STATUS, "LTRIM") &&
-         redis_get_reply(w, REDIS_REPLY_INTEGER, "DEL");
 }
 
 /* A fenced takeover, the whole cycle: the holder (second connection) acquires
@@ -492,9 +462,9 @@ static int one_op(struct worker *w) {
   case M_TAKEOVER: return op_takeover(w);
   case M_OUTBOX: return op_outbox(w);
   case M_PLAINSQL: return op_plainsql_in(w) && op_plainsql_out(w);
-  case M_REDIS: return op_redis(w, 0);
-  case M_REDIS_PIPELINED: return op_redis(w, 1);
-  case M_REDIS_PG_FULL: return op_redis_pg_full(w);
+  case M_REDIS: return op_redis(w, 0, 0);
+  case M_REDIS_PIPELINED: return op_redis(w, 1, 0);
+  case M_REDIS_PG_FULL: return op_redis(w, 1, 1);
   case M_DEDUP: return op_dedup(w);
   case M_DEDUP_PLAIN: return op_dedup_plain(w);
   case M_PREWARM_REDIS: break;
