@@ -223,7 +223,9 @@ BeginResult decide(Ask a, Taken* taken) {
   if (a.held && !a.releasing) {
     const int32 attempts = renew(a.id, a.lease_us);
     if (attempts >= 0) return {Outcome::Acquired, attempts, true, false};  // nothing stacked
-    claims::drop(a.tag);                                                   // fenced: the lock (if any) goes back now
+    // fenced: the lock (and the fingerprint's, when the caller names it) goes back now
+    claims::drop(a.tag);
+    if (a.fp != nullptr && claims::held(claims::fingerprint_tag(a.fp))) claims::drop(claims::fingerprint_tag(a.fp));
     a.held = false;
   }
   if (!a.held) {
