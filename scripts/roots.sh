@@ -109,6 +109,15 @@ root_unpack() {
   write_sources "$1" "$2"
 }
 
+# copy_tree SRC DEST: the sources of the tree SRC (no .git, no build or test
+# outputs) into DEST, for a build inside a root or a package build.
+copy_tree() {
+  mkdir -p "$2"
+  tar -C "$1" --exclude=./.git --exclude=./build --exclude='./tmp_check*' --exclude=./output_iso \
+      --exclude='*.o' --exclude='*.d' --exclude='*.so' --exclude='./test/*/results' \
+      --exclude='./test/*/log' --exclude='./debian/postgresql-*' -cf - . | tar -C "$2" -xf -
+}
+
 # root_mount DIR: what a program inside needs (proc, sys, dev, devpts, a
 # tmpfs /dev/shm for PostgreSQL's shared memory, name resolution).
 root_mount() {

@@ -210,10 +210,7 @@ run_in_root() {
   fi
   note "root ready in $(( $(date +%s) - start )) s: $(root_run "$BUILD_ROOT" pg_config --version)"
   rm -rf "$BUILD_ROOT/build/agentcache" "$BUILD_ROOT/build/results.tsv"
-  mkdir -p "$BUILD_ROOT/build/agentcache"
-  tar -C "$ROOT" --exclude=./.git --exclude=./build --exclude='./tmp_check*' --exclude=./output_iso \
-      --exclude='*.o' --exclude='*.d' --exclude='*.so' --exclude='./test/*/results' --exclude='./test/*/log' \
-      -cf - . | tar -C "$BUILD_ROOT/build/agentcache" -xf -
+  copy_tree "$ROOT" "$BUILD_ROOT/build/agentcache"
   local pass=(AGENTCACHE_SKIP_APT=1 "AGENTCACHE_PG_MAJOR=$major" AGENTCACHE_RESULTS=/build/results.tsv)
   for s in CI SOAK_SECONDS SOAK_SEED SOAK_KILL9 FUZZ_CASES FUZZ_SEED; do
     [ -n "${!s:-}" ] && pass+=("$s=${!s}")

@@ -41,19 +41,11 @@ trap 'rc=$?; cleanup; exit $rc' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# copy_tree DEST: the sources (no .git, no build outputs) into DEST.
-copy_tree() {
-  mkdir -p "$1"
-  tar -C "$ROOT" --exclude=./.git --exclude=./build --exclude='./tmp_check*' --exclude=./output_iso \
-      --exclude='*.o' --exclude='*.d' --exclude='*.so' --exclude='./test/*/results' \
-      --exclude='./test/*/log' --exclude='./debian/postgresql-*' -cf - . | tar -C "$1" -xf -
-}
-
 header "package: build postgresql-$MAJOR-agentcache ($(debian_of_suite "$SUITE"))"
 t0=$(date +%s)
 if [ "$MAJOR" = 15 ]; then
   BUILD=$(mktemp -d /tmp/agentcache-pkg.XXXXXX)
-  copy_tree "$BUILD/agentcache"
+  copy_tree "$ROOT" "$BUILD/agentcache"
   (cd "$BUILD/agentcache" && pg_buildext updatecontrol && dpkg-buildpackage -us -uc -b) >"$BUILD/build.log" 2>&1 ||
     { tail -n 60 "$BUILD/build.log"; die "dpkg-buildpackage failed"; }
   DEBS=("$BUILD"/postgresql-"$MAJOR"-agentcache_*.deb)
@@ -61,7 +53,7 @@ else
   root_build_dir "$MAJOR" || die "no build root for $MAJOR"
   BUILD="$BUILD_ROOT/build/pkg"
   rm -rf "$BUILD"
-  copy_tree "$BUILD/agentcache"
+  copy_tree "$ROOT" "$BUILD/agentcache"
   root_run "$BUILD_ROOT" bash -c 'cd /build/pkg/agentcache && pg_buildext updatecontrol && dpkg-buildpackage -us -uc -b' \
     >"$BUILD/build.log" 2>&1 || { tail -n 60 "$BUILD/build.log"; die "dpkg-buildpackage failed"; }
   DEBS=("$BUILD"/postgresql-"$MAJOR"-agentcache_*.deb)

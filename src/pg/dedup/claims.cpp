@@ -210,12 +210,10 @@ void take_over(const LOCKTAG& tag) {
 }
 
 void drop(const LOCKTAG& tag) {
-  forget(Op::TakenHere, tag);
-  forget(Op::TakenOverHere, tag);
-  forget(Op::ReleaseAtCommit, tag);
-  if (held(tag)) (void)LockRelease(&tag, ExclusiveLock, true);
-  forget_held(tag);
-  g_taken_over.erase(tag);
+  g_pending.erase(
+      std::remove_if(g_pending.begin(), g_pending.end(), [&](const Pending& p) { return same_tag(p.tag, tag); }),
+      g_pending.end());
+  release(tag);
 }
 
 bool release_pending(const LOCKTAG& tag) { return find(Op::ReleaseAtCommit, tag) != nullptr; }
