@@ -56,6 +56,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/stratnum.h"
+#include "catalog/pg_am_d.h"
 #include "executor/tuptable.h"
 #include "utils/array.h"
 #include "utils/fmgroids.h"

@@ -7,7 +7,7 @@
 
 namespace agentcache::pg::rows {
 
-bool plain_table(Relation rel, const Oid* types, int ntypes) {
+bool plain_table(Relation rel, const Oid* types, int ntypes, bool partial_ok) {
   TupleDesc desc = RelationGetDescr(rel);
   if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relrowsecurity || desc->natts != ntypes) return false;
   if (desc->constr != nullptr && desc->constr->has_generated_stored) return false;
@@ -21,7 +21,7 @@ bool plain_table(Relation rel, const Oid* types, int ntypes) {
   foreach (lc, ids) {
     Relation idx = index_open(lfirst_oid(lc), AccessShareLock);
     IndexInfo* ii = BuildIndexInfo(idx);
-    ok = ok && ii->ii_Expressions == NIL && ii->ii_Predicate == NIL && ii->ii_ExclusionOps == nullptr &&
+    ok = ok && ii->ii_Expressions == NIL && (partial_ok || ii->ii_Predicate == NIL) && ii->ii_ExclusionOps == nullptr &&
          idx->rd_index->indimmediate;
     index_close(idx, AccessShareLock);
   }
@@ -35,11 +35,24 @@ bool has_privileges(Oid relid, Oid roleid, AclMode need) {
 
 namespace {
 
+// Whether the row in `slot` belongs in the partial index `ii` (as
+// ExecInsertIndexTuples judges it: the predicate, planned, on the row).
+bool in_partial_index(IndexInfo* ii, TupleTableSlot* slot) {
+  if (ii->ii_Predicate == NIL) return true;
+  ExprState* pred =
+      ExecInitQual(reinterpret_cast<List*>(expression_planner(reinterpret_cast<Expr*>(ii->ii_Predicate))), nullptr);
+  ExprContext* econtext = CreateStandaloneExprContext();
+  econtext->ecxt_scantuple = slot;
+  const bool in = ExecQual(pred, econtext);
+  FreeExprContext(econtext, true);
+  return in;
+}
+
 // Inserts the entries of `slot` into every index that is ready for inserts
 // (an index a CREATE INDEX CONCURRENTLY has not made ready yet — or left
 // behind, cancelled — gets none, as the executor's ExecInsertIndexTuples
-// does). `arbiter`: this unique index is checked UNIQUE_CHECK_PARTIAL (no
-// wait, no error); returns false when it reported a possible conflict.
+// does), a partial index only when the row satisfies its predicate. `arbiter`: this unique index is checked
+// UNIQUE_CHECK_PARTIAL (no wait, no error); returns false when it reported a possible conflict.
 bool insert_entries(Relation rel, TupleTableSlot* slot, bool update, Oid arbiter, bool summarizing_only) {
   bool unique = true;
   List* ids = RelationGetIndexList(rel);
@@ -47,7 +60,8 @@ bool insert_entries(Relation rel, TupleTableSlot* slot, bool update, Oid arbiter
   foreach (lc, ids) {
     Relation idx = index_open(lfirst_oid(lc), RowExclusiveLock);
     IndexInfo* ii = BuildIndexInfo(idx);
-    if (ii->ii_ReadyForInserts && (!summarizing_only || compat::index_is_summarizing(ii))) {
+    if (ii->ii_ReadyForInserts && (!summarizing_only || compat::index_is_summarizing(ii)) &&
+        in_partial_index(ii, slot)) {
       Datum values[INDEX_MAX_KEYS];
       bool isnull[INDEX_MAX_KEYS];
       FormIndexDatum(ii, slot, nullptr, values, isnull);

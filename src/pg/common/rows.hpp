@@ -12,9 +12,10 @@
 namespace agentcache::pg::rows {
 
 // The columns are exactly `types` (none dropped, none generated), row-level
-// security is off, and every index is plain: no expressions, no predicate,
-// no exclusion, checked immediately.
-bool plain_table(Relation rel, const Oid* types, int ntypes);
+// security is off, and every index is plain: no expressions, no exclusion,
+// checked immediately, and no predicate unless `partial_ok` (the index
+// entries below then judge each row by the index's predicate).
+bool plain_table(Relation rel, const Oid* types, int ntypes, bool partial_ok = false);
 
 // `roleid` holds every privilege in `need` on the table itself.
 bool has_privileges(Oid relid, Oid roleid, AclMode need);

@@ -5,6 +5,7 @@
 #include "pg/common/spi.hpp"
 #include "pg/dedup/claims.hpp"
 #include "pg/dedup/dedup.hpp"
+#include "pg/dedup/direct.hpp"
 #include "pg/dedup/state.hpp"
 #include "pg/dedup/table.hpp"
 
@@ -144,6 +145,8 @@ int32 record_claim(std::string_view id, const char* fp, int64 within_us, int64 l
       " RETURNING attempts",
       {TEXTOID, TEXTOID, INT4OID, INTERVALOID, TIMESTAMPTZOID});
   const LeaseEnd e = lease_end(lease_us);
+  // a new message (no row yet): inserted directly where that applies
+  if (direct::insert_claim(id, fp, within_us, e.value, e.null == 'n')) return 1;
   Datum values[5] = {pg::text_datum(id), fp ? CStringGetTextDatum(fp) : Datum(0), Int32GetDatum(MyProcPid),
                      within_us >= 0 ? IntervalPGetDatum(pg::make_interval_usecs(within_us)) : Datum(0), e.value};
   char nulls[5] = {' ', fp ? ' ' : 'n', ' ', within_us >= 0 ? ' ' : 'n', e.null};

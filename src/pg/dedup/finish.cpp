@@ -9,6 +9,7 @@
 #include "pg/common/spi.hpp"
 #include "pg/dedup/claims.hpp"
 #include "pg/dedup/dedup.hpp"
+#include "pg/dedup/direct.hpp"
 #include "pg/dedup/state.hpp"
 #include "pg/dedup/table.hpp"
 
@@ -75,7 +76,12 @@ void end_claim(std::string_view id, bool ok, const text* error, const Reply* rep
   const LOCKTAG tag = claims::claim_tag(id);
   if (!claims::holds(tag)) not_held(id);
   char* fp = nullptr;
-  const bool recorded = pg::with_spi([&] { return record_outcome(id, ok, error, reply, &fp); });
+  const direct::Outcome out{ok, error, reply != nullptr, reply ? reply->session : std::string_view(),
+                            reply ? reply->seq : 0};
+  const direct::Recorded d = direct::record_outcome(id, out, &fp);
+  const bool recorded = d == direct::Recorded::UseSql
+                            ? pg::with_spi([&] { return record_outcome(id, ok, error, reply, &fp); })
+                            : d == direct::Recorded::Yes;
   if (!recorded) {
     // fenced: its lock (and fingerprint) go back now; nothing was written
     const char* held_fp = pg::with_spi([&] { return fingerprint_of(id); });

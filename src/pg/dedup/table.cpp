@@ -2,16 +2,22 @@
 #include "pg/dedup/table.hpp"
 
 #include "pg/common/boundary.hpp"
+#include "pg/common/rows.hpp"
 
 namespace agentcache::dedup::table {
 
 namespace {
 Oid g_relid = InvalidOid;
 int g_current = -1;  // the table has 0.2.0's columns (-1: not looked yet)
+enum class Plain { Unknown, Yes, No };
+Plain g_plain = Plain::Unknown;
+pg::rows::Constraints g_constraints;
 void relcache_callback(Datum, Oid rel) {
   if (rel == InvalidOid || rel == g_relid) {
     g_relid = InvalidOid;
     g_current = -1;
+    g_plain = Plain::Unknown;
+    g_constraints.invalidate();
   }
 }
 }  // namespace
@@ -43,5 +49,19 @@ void require(AclMode need) {
   const AclResult r = pg_class_aclcheck(relid(), GetUserId(), need);
   if (r != ACLCHECK_OK) aclcheck_error(r, OBJECT_TABLE, "dedup");
 }
+
+bool plain(Relation rel) {
+  if (g_plain != Plain::Unknown) return g_plain == Plain::Yes;
+  // message_id, fingerprint, state, holder_pid, attempts, error, updated_at,
+  // expires_at, claim_window, lease_expires_at, holder_locked, session_id,
+  // reply_seq, reply_sent
+  static const Oid kTypes[14] = {TEXTOID,        TEXTOID,     TEXTOID,        INT4OID, INT4OID, TEXTOID, TIMESTAMPTZOID,
+                                 TIMESTAMPTZOID, INTERVALOID, TIMESTAMPTZOID, BOOLOID, TEXTOID, INT8OID, BOOLOID};
+  const bool ok = pg::rows::plain_table(rel, kTypes, 14, true) && rel->trigdesc == nullptr;
+  g_plain = ok ? Plain::Yes : Plain::No;
+  return ok;
+}
+
+bool satisfies(Relation rel, TupleTableSlot* slot) { return g_constraints.satisfied(rel, slot); }
 
 }  // namespace agentcache::dedup::table

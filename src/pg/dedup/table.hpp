@@ -14,4 +14,12 @@ void require(AclMode need);
 // was updated, the extension not yet: ALTER EXTENSION agentcache UPDATE).
 void require_current();
 
+// For the direct writes (direct.cpp): agentcache.dedup has the shape the
+// scripts gave it — its 14 columns, plain indexes (its partial ones judged
+// per row), no trigger, no row-level security — checked once per relcache
+// version; and a row about to be written satisfies its NOT NULL and CHECK
+// constraints (an administrator's too).
+bool plain(Relation rel);
+bool satisfies(Relation rel, TupleTableSlot* slot);
+
 }  // namespace agentcache::dedup::table

@@ -35,6 +35,14 @@
 // reply_sent() sets it true; pending_replies() reads the partial index
 // dedup_pending_replies (reply_sent = false) with FOR UPDATE SKIP LOCKED.
 //
+// Direct writes (direct.cpp): the two writes every message makes — the
+// claim of a message that has no row yet, and the holder's completion or
+// failure — go to the table through the access method (no SPI, planner or
+// executor) while agentcache.dedup is as installed and the isolation level
+// is read committed; the completion never waits there (a row another
+// transaction is writing goes to the SQL UPDATE, which waits and re-checks
+// the holder). Renewal, takeover, release and every other case run SQL.
+//
 // Shared memory (region "agentcache_dedup"): four atomic counters, no lock.
 #include "pg/common/json.hpp"
 #include "pg/common/shmem.hpp"
