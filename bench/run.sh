@@ -540,6 +540,10 @@ if [ "$HOTPATH" = 1 ]; then # ---- body not indented
 # HOTPATH_MODES (space-separated) runs a subset, e.g. to measure an older build
 # that lacks claim leases: HOTPATH_MODES="agentcache plainsql redis redis_pg_full"
 read -r -a HP_MODES <<<"${HOTPATH_MODES:-agentcache agentcache_nolease plainsql redis redis_pipelined redis_pg_full dedup dedup_plain takeover outbox}"
+# the results table divides by these: a subset must keep them
+for base in plainsql redis redis_pg_full; do
+  [[ " ${HP_MODES[*]} " == *" $base "* ]] || die "HOTPATH_MODES must include $base (the results table's baselines)"
+done
 header "hot path: ${HP_MODES[*]} (bench/hotpath_client.c, libpq + hiredis)"
 HP_BIN=$WORK/hotpath_client
 gcc -O2 -Wall -o "$HP_BIN" "$ROOT/bench/hotpath_client.c" -I"$("$PG_CONFIG" --includedir)" \
@@ -624,11 +628,22 @@ for ((run = 1; run <= RUNS; run++)); do
   for c in "${CLIENT_LIST[@]}"; do
     for m in "${HP_MODES[@]}"; do
       read -r wal0 sync0 < <(psql_v "SELECT wal_bytes || ' ' || wal_sync FROM pg_stat_wal")
+      # HP_PERF=mode:conns records a system-wide profile (perf, call graphs)
+      # of that mode's first run into /tmp/agentcache-perf-MODE-CONNS.data
+      perf_pid=""
+      if [ "$run" = 1 ] && [ "${HP_PERF:-}" = "$m:$c" ]; then
+        perf record -q -a -g -o "/tmp/agentcache-perf-$m-$c.data" -- sleep "$DURATION" 2>/dev/null &
+        perf_pid=$!
+      fi
       out=$(hp_client -m "$m" -c "$c" -T "$DURATION" -p "r$run-c$c-$m" 2>&1) || {
         printf '%s\n' "$out" >&2
         die "hotpath_client failed ($m, $c connections)"
       }
       read -r wal1 sync1 < <(psql_v "SELECT wal_bytes || ' ' || wal_sync FROM pg_stat_wal")
+      if [ -n "$perf_pid" ]; then
+        wait "$perf_pid" || true
+        note "perf profile of $m at $c connections: /tmp/agentcache-perf-$m-$c.data (perf report -i ...)"
+      fi
       read -r ops p50 p99 nops < <(printf '%s\n' "$out" | awk '/^RESULT / {
         for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
         print v["ops_per_s"], v["p50_ms"], v["p99_ms"], v["ops"]; exit }')
@@ -681,11 +696,11 @@ for c in 1 8; do
   fi
   awk -v c="$c" -v a="${HP_MED[agentcache:$c]}" -v p="${HP_MED[plainsql:$c]}" -v r="${HP_MED[redis:$c]}" \
       -v a99="${HP_M99[agentcache:$c]}" -v r99="${HP_M99[redis:$c]}" \
-      -v rp="${HP_MED[redis_pipelined:$c]}" -v rp99="${HP_M99[redis_pipelined:$c]}" 'BEGIN {
+      -v rp="${HP_MED[redis_pipelined:$c]:-0}" -v rp99="${HP_M99[redis_pipelined:$c]:-0}" 'BEGIN {
     r1 = a / p; r2 = a / r
     printf "  hot-path targets (%d connection%s): inbound+outbound >= 1.5x plainsql: %.2fx %s;  ahead of redis in ops/s: %.2fx %s;  in p99: %.3f vs %.3f ms %s\n",
       c, (c == 1 ? "" : "s"), r1, (r1 >= 1.5 ? "PASS" : "MISS"), r2, (r2 > 1 ? "PASS" : "MISS"), a99, r99, (a99 < r99 ? "PASS" : "MISS")
-    printf "    (no target) vs redis_pipelined: %.2fx ops/s, p99 %.3f vs %.3f ms\n", a / rp, a99, rp99 }'
+    if (rp > 0) printf "    (no target) vs redis_pipelined: %.2fx ops/s, p99 %.3f vs %.3f ms\n", a / rp, a99, rp99 }'
   # issue 13: against Redis + PostgreSQL storing the same (both turns, the completed state)
   [ -n "${HP_MED[redis_pg_full:$c]:-}" ] || continue
   awk -v c="$c" -v a="${HP_MED[agentcache:$c]}" -v f="${HP_MED[redis_pg_full:$c]}" \
