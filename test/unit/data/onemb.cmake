@@ -1,0 +1,13 @@
+# Token counts of long inputs, from gpt-tokenizer 4.0.0 (test/tokenizer/onemb.mjs BYTES CASE):
+#   node onemb.mjs 1048576 WORDS   ("Olá, mundo! 123 " x 65536: 1 MB, many pieces)
+#   node onemb.mjs 262144 A        ("a" x 262144: one piece; gpt-tokenizer takes 80 s, quadratic)
+#   node onemb.mjs 65536 EMOJI     (U+1F600 x 16384: one piece; at 256 KB gpt-tokenizer overflows its stack)
+#   node onemb.mjs 65536 SPACES    (" " x 65536: one piece)
+set(AC_1MB_WORDS_O200K 458752)
+set(AC_1MB_WORDS_CL100K 458753)
+set(AC_1MB_A_O200K 32768)
+set(AC_1MB_A_CL100K 32768)
+set(AC_1MB_EMOJI_O200K 16384)
+set(AC_1MB_EMOJI_CL100K 32768)
+set(AC_1MB_SPACES_O200K 512)
+set(AC_1MB_SPACES_CL100K 512)
