@@ -19,7 +19,9 @@ PG_CPPFLAGS = -I$(srcdir)/include -I$(srcdir)/src
 AGENTCACHE_VERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(dir $(lastword $(MAKEFILE_LIST)))agentcache.control)
 PG_CPPFLAGS += -DAGENTCACHE_VERSION='"$(AGENTCACHE_VERSION)"'
 PG_CXXFLAGS = -std=c++17 -fexceptions -Wall -Wextra -Wno-register -MMD -MP
-SHLIB_LINK  = -lstdc++ -lfmt
+# ICU (libicu-dev; PostgreSQL on Debian links it already): Unicode general
+# categories for the tokenizer's pre-tokenization (src/core/tokenizer.cpp).
+SHLIB_LINK  = -lstdc++ -lfmt -licuuc
 
 # `make WERROR=1` (the test command uses it): a warning in our code fails the
 # build. PostgreSQL's headers come in as system headers (src/pg/common/pg.hpp),
@@ -36,6 +38,18 @@ override with_llvm = no
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# The BPE rank files (data/tiktoken/SOURCE.md), installed next to the
+# control file as agentcache_<encoding>.tiktoken and read once per server
+# (preloaded) or per backend.
+TIKTOKEN = o200k_base cl100k_base
+install: install-tiktoken
+install-tiktoken: installdirs
+	$(foreach e,$(TIKTOKEN),$(INSTALL_DATA) '$(srcdir)/data/tiktoken/$(e).tiktoken' '$(DESTDIR)$(datadir)/$(datamoduledir)/agentcache_$(e).tiktoken' &&) true
+uninstall: uninstall-tiktoken
+uninstall-tiktoken:
+	rm -f $(foreach e,$(TIKTOKEN),'$(DESTDIR)$(datadir)/$(datamoduledir)/agentcache_$(e).tiktoken')
+.PHONY: install-tiktoken uninstall-tiktoken
 
 # Header dependencies (-MMD -MP above): a changed header rebuilds every user.
 -include $(OBJS:.o=.d)

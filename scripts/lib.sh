@@ -13,8 +13,13 @@ APT_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-contrib
   libboost-dev libfmt-dev libgtest-dev libgmock-dev
   cmake ninja-build g++ make libipc-run-perl clang-format python3
-  libpq-dev python3-psycopg
+  libpq-dev python3-psycopg libicu-dev
 )
+# Node and npm for the token_count differential test (gpt-tokenizer from the
+# npm registry): Debian's, unless this machine has them already (e.g. a
+# NodeSource nodejs, which bundles npm and which Debian's npm would conflict with).
+command -v node >/dev/null 2>&1 || APT_PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || APT_PACKAGES+=(npm)
 # What the version matrix and the package suite need on the host as well:
 # roots for 17/18 and a fresh root to install the .deb into (debootstrap),
 # and dpkg-buildpackage with Debian's PostgreSQL packaging helpers.

@@ -115,7 +115,8 @@ copy_tree() {
   mkdir -p "$2"
   tar -C "$1" --exclude=./.git --exclude=./build --exclude='./tmp_check*' --exclude=./output_iso \
       --exclude='*.o' --exclude='*.d' --exclude='*.so' --exclude='./test/*/results' \
-      --exclude='./test/*/log' --exclude='./debian/postgresql-*' -cf - . | tar -C "$2" -xf -
+      --exclude='./test/*/log' --exclude='./debian/postgresql-*' --exclude=./test/tokenizer/node_modules \
+      -cf - . | tar -C "$2" -xf -
 }
 
 # root_mount DIR: what a program inside needs (proc, sys, dev, devpts, a
@@ -208,7 +209,7 @@ build_root_packages() {
   local major=$1
   echo postgresql-"$major" postgresql-server-dev-"$major" postgresql-contrib \
     libboost-dev libfmt-dev libgtest-dev libgmock-dev cmake ninja-build g++ make \
-    libipc-run-perl python3 libpq-dev python3-psycopg \
+    libipc-run-perl python3 libpq-dev python3-psycopg libicu-dev \
     build-essential debhelper dpkg-dev fakeroot postgresql-server-dev-all
 }
 

@@ -50,7 +50,7 @@ done
 [ ${#VERSIONS[@]} -gt 0 ] || VERSIONS=(15 17 18)
 [ "$LOCAL" = 1 ] && VERSIONS=("$PG_MAJOR")
 
-LOCAL_SUITES=(core-ctest regress nopreload isolation tap soak fuzz)
+LOCAL_SUITES=(core-ctest regress nopreload isolation tap soak fuzz tokenizer)
 ORDER=()  # every result's name, in the order run ("15/regress", ...)
 declare -A RESULT=() SECONDS_TAKEN=()
 SRC=""
@@ -158,7 +158,7 @@ core_ctest() {
 
 pg_suite() {
   case $1 in
-    soak | fuzz) bash "test/$1/run.sh" ;;  # run as root: they start their own cluster as postgres
+    soak | fuzz | tokenizer) bash "test/$1/run.sh" ;;  # run as root: they start their own cluster as postgres
     *) aspg make PG_CONFIG="$PG_CONFIG" "check-$1" ;;
   esac
 }
@@ -185,7 +185,7 @@ run_local() {
     printf '\n>>> make install FAILED\n'
   fi
 
-  for s in regress nopreload isolation tap soak fuzz; do
+  for s in regress nopreload isolation tap soak fuzz tokenizer; do
     if [ "$ext_ok" = 1 ]; then
       run_suite "$s" pg_suite "$s"
     else
@@ -212,7 +212,7 @@ run_in_root() {
   rm -rf "$BUILD_ROOT/build/agentcache" "$BUILD_ROOT/build/results.tsv"
   copy_tree "$ROOT" "$BUILD_ROOT/build/agentcache"
   local pass=(AGENTCACHE_SKIP_APT=1 "AGENTCACHE_PG_MAJOR=$major" AGENTCACHE_RESULTS=/build/results.tsv)
-  for s in CI SOAK_SECONDS SOAK_SEED SOAK_KILL9 FUZZ_CASES FUZZ_SEED; do
+  for s in CI SOAK_SECONDS SOAK_SEED SOAK_KILL9 FUZZ_CASES FUZZ_SEED TOKENIZER_CASES TOKENIZER_SEED; do
     [ -n "${!s:-}" ] && pass+=("$s=${!s}")
   done
   root_run "$BUILD_ROOT" env "${pass[@]}" bash /build/agentcache/scripts/test.sh --local || true
@@ -256,6 +256,12 @@ fi
 
 START_ALL=$(date +%s)
 declare -A VERSION_SECONDS=()
+# The token_count differential test's reference counts come from Node on the
+# host (the 17/18 roots have no Node): made once, in the tree the roots copy.
+if [ "$LOCAL" = 0 ]; then
+  header "token_count reference (gpt-tokenizer under Node, for every version)"
+  TOKENIZER_REFERENCE_ONLY=1 bash "$ROOT/test/tokenizer/run.sh" || note "no reference counts: each version's tokenizer suite will fail"
+fi
 for v in "${VERSIONS[@]}"; do
   vstart=$(date +%s)
   if [ "$LOCAL" = 1 ] || [ "$v" = "$HOST_MAJOR" ]; then

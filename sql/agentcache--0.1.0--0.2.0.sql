@@ -132,3 +132,11 @@ CREATE FUNCTION agentcache.pending_replies(older_than interval DEFAULT '1 minute
 RETURNS TABLE(message_id text, session_id text, seq bigint, content text, meta jsonb, completed_at timestamptz)
 AS 'MODULE_PATHNAME', 'agentcache_pending_replies'
 LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+
+-- ---------------------------------------------------------------- token budgets
+-- Exact token counts as tiktoken's encode_ordinary counts them (API.md 0.2.0,
+-- "Token budgets"); the rank files are installed next to this script.
+CREATE FUNCTION agentcache.token_count(content text, encoding text DEFAULT 'o200k_base')
+RETURNS integer
+AS 'MODULE_PATHNAME', 'agentcache_token_count'
+LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;

@@ -5,6 +5,7 @@
 #include "pg/common/compat.hpp"
 #include "pg/common/shmem.hpp"
 #include "pg/common/sweeps.hpp"
+#include "pg/common/tokens.hpp"
 #include "pg/selftest.hpp"
 #include "pg/tiers.hpp"
 #include "pg/worker/worker.hpp"
@@ -22,5 +23,8 @@ void _PG_init(void) {
   selftest::init();
   worker::init();
   MarkGUCPrefixReserved("agentcache");
-  if (process_shared_preload_libraries_in_progress) pg::shmem::install_hooks();
+  if (process_shared_preload_libraries_in_progress) {
+    pg::shmem::install_hooks();
+    pg::tokens::preload();  // the rank tables, once, before the postmaster forks
+  }
 }

@@ -34,3 +34,10 @@ BEGIN
   seq := agentcache.outbound('wamid.1', '5511999990000', 'Claro! Qual dia prefere?');
   IF seq IS NULL THEN RAISE EXCEPTION 'outbound returned NULL'; END IF;
 END $$;
+-- the rank files came with the package: token_count counts exactly
+DO $$
+BEGIN
+  IF agentcache.token_count('Hello, world!') <> 4 OR agentcache.token_count('Hello, world!', 'cl100k_base') <> 4 THEN
+    RAISE EXCEPTION 'token_count from the package is wrong';
+  END IF;
+END $$;

@@ -57,6 +57,7 @@ extern "C" {
 #include "access/tableam.h"
 #include "access/stratnum.h"
 #include "catalog/pg_am_d.h"
+#include "mb/pg_wchar.h"
 #include "executor/tuptable.h"
 #include "utils/array.h"
 #include "utils/fmgroids.h"

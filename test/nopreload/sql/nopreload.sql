@@ -337,6 +337,8 @@ CREATE EXTENSION agentcache;
 SELECT agentcache.health()->'preloaded' AS preloaded;
 SELECT agentcache.add_turn('np-3', 'user', 'again') AS s1;
 SELECT agentcache.forget_session('np-3') AS deleted;
+-- token_count works without preload (the backend loads the rank table itself)
+SELECT agentcache.token_count('Hello, world!') AS o200k, agentcache.token_count('Hello, world!', 'cl100k_base') AS cl100k;
 DROP EXTENSION agentcache;
 -- _PG_init defined every GUC even though it could not reserve shared memory
 SHOW agentcache.session_memory;
