@@ -40,8 +40,8 @@ BEGIN
     EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE, DELETE ON agentcache.entries TO %s', role);
     EXECUTE pg_catalog.format('GRANT SELECT, INSERT, UPDATE ON agentcache.dedup TO %s', role);
     EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION agentcache.add_turn(text, text, text, jsonb),'
-                   ' agentcache.get_context(text, integer, integer),'
-                   ' agentcache.get_turns(text, integer),'
+                   ' agentcache.get_context(text, integer, integer, integer, boolean, boolean),'
+                   ' agentcache.get_turns(text, integer, integer, boolean, boolean),'
                    ' agentcache.warm_session(text),'
                    ' agentcache.end_session(text),'
                    ' agentcache.forget_session(text),'
@@ -55,7 +55,7 @@ BEGIN
                    ' agentcache.dedup_begin(text, text, text, interval, interval), agentcache.dedup_complete(text),'
                    ' agentcache.dedup_fail(text, text), agentcache.dedup_state(text),'
                    ' agentcache.reply_sent(text), agentcache.pending_replies(interval, integer),'
-                   ' agentcache.inbound(text, text, text, text, integer),'
+                   ' agentcache.inbound(text, text, text, text, integer, integer, boolean, boolean),'
                    ' agentcache.outbound(text, text, text, jsonb),'
                    ' agentcache.stats(), agentcache.health() TO %s', role);
 END
@@ -140,3 +140,60 @@ CREATE FUNCTION agentcache.token_count(content text, encoding text DEFAULT 'o200
 RETURNS integer
 AS 'MODULE_PATHNAME', 'agentcache_token_count'
 LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
+
+-- get_context, get_turns and inbound gain max_tokens, keep_system and
+-- start_on_user (get_turns also a tokens column): dropped and created again,
+-- each keeping the EXECUTE grants the old one had. 0.1.0 calls still work
+-- (the new arguments have defaults).
+DO $upgrade$
+DECLARE
+    ctx_acl aclitem[];
+    turns_acl aclitem[];
+    inbound_acl aclitem[];
+    f record;
+    a record;
+BEGIN
+    SELECT p.proacl INTO ctx_acl FROM pg_catalog.pg_proc p
+     WHERE p.oid OPERATOR(pg_catalog.=) 'agentcache.get_context(text, integer, integer)'::pg_catalog.regprocedure;
+    SELECT p.proacl INTO turns_acl FROM pg_catalog.pg_proc p
+     WHERE p.oid OPERATOR(pg_catalog.=) 'agentcache.get_turns(text, integer)'::pg_catalog.regprocedure;
+    SELECT p.proacl INTO inbound_acl FROM pg_catalog.pg_proc p
+     WHERE p.oid OPERATOR(pg_catalog.=) 'agentcache.inbound(text, text, text, text, integer)'::pg_catalog.regprocedure;
+    DROP FUNCTION agentcache.get_context(text, integer, integer);
+    DROP FUNCTION agentcache.get_turns(text, integer);
+    DROP FUNCTION agentcache.inbound(text, text, text, text, integer);
+    CREATE FUNCTION agentcache.get_context(session_id text, max_turns integer DEFAULT NULL,
+                                           max_chars integer DEFAULT NULL, max_tokens integer DEFAULT NULL,
+                                           keep_system boolean DEFAULT false, start_on_user boolean DEFAULT false)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'agentcache_get_context'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+    CREATE FUNCTION agentcache.get_turns(session_id text, max_turns integer DEFAULT NULL,
+                                         max_tokens integer DEFAULT NULL, keep_system boolean DEFAULT false,
+                                         start_on_user boolean DEFAULT false)
+    RETURNS TABLE(seq bigint, role text, content text, meta jsonb, created_at timestamptz, tokens integer)
+    AS 'MODULE_PATHNAME', 'agentcache_get_turns'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE ROWS 30;
+    CREATE FUNCTION agentcache.inbound(instance text, message_id text, session_id text, body text,
+                                       max_turns integer DEFAULT NULL, max_tokens integer DEFAULT NULL,
+                                       keep_system boolean DEFAULT false, start_on_user boolean DEFAULT false)
+    RETURNS jsonb
+    AS 'MODULE_PATHNAME', 'agentcache_inbound'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+    FOR f IN SELECT * FROM (VALUES
+               ('agentcache.get_context(text, integer, integer, integer, boolean, boolean)', ctx_acl),
+               ('agentcache.get_turns(text, integer, integer, boolean, boolean)', turns_acl),
+               ('agentcache.inbound(text, text, text, text, integer, integer, boolean, boolean)', inbound_acl)) v(fn, acl)
+             WHERE v.acl IS NOT NULL LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.fn);
+        FOR a IN SELECT e.grantee FROM pg_catalog.aclexplode(f.acl) e
+                  WHERE e.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE' LOOP
+            IF a.grantee OPERATOR(pg_catalog.=) 0 THEN
+                EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f.fn);
+            ELSE
+                EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', f.fn, a.grantee::pg_catalog.regrole);
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$upgrade$;

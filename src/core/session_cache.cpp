@@ -21,15 +21,17 @@ struct SessionTable::Session {
   std::uint16_t count;  // turns cached
   std::uint16_t start;  // ring index of the oldest turn
   std::atomic<std::uint8_t> referenced;
-  std::uint8_t pad;
+  std::uint8_t system_state;  // SessionTable::System
+  Offset system;              // the first system turn's record when Known
+  std::uint32_t pad;
   // followed by Offset ring[ring_capacity] and char key[key_len]
   Offset* ring() noexcept { return reinterpret_cast<Offset*>(this + 1); }
   const Offset* ring() const noexcept { return reinterpret_cast<const Offset*>(this + 1); }
 };
-static_assert(sizeof(SessionTable::Session) == 32, "session header layout");
+static_assert(sizeof(SessionTable::Session) == 40, "session header layout");
 static_assert(std::atomic<std::uint8_t>::is_always_lock_free, "atomics in shared memory must be lock-free");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free, "atomics in shared memory must be lock-free");
-static_assert(sizeof(TurnRecord) == 32, "turn header layout");
+static_assert(sizeof(TurnRecord) == 40, "turn header layout");
 
 // ---------------------------------------------------------------- layout
 
@@ -107,6 +109,12 @@ const TurnRecord& SessionTable::turn(Offset s, std::uint32_t i) const noexcept {
   return *arena_ptr()->as<TurnRecord>(p->ring()[(p->start + i) % ring_capacity_]);
 }
 
+const TurnRecord* SessionTable::system_turn(Offset s, System* state) const noexcept {
+  const Session* p = sess(s);
+  *state = static_cast<System>(p->system_state);
+  return *state == System::Known ? arena_ptr()->as<TurnRecord>(p->system) : nullptr;
+}
+
 std::uint64_t SessionTable::generation(std::uint64_t hash) const noexcept { return gens_[(hash >> 20) % kGenStripes]; }
 
 // ---------------------------------------------------------------- LRU
@@ -148,6 +156,34 @@ void SessionTable::free_turns(Offset s) noexcept {
   p->start = 0;
 }
 
+void SessionTable::free_system(Offset s) noexcept {
+  Session* p = sess(s);
+  if (p->system_state == static_cast<std::uint8_t>(System::Known)) arena_ptr()->free(p->system);
+  p->system = Arena::kNull;
+  p->system_state = static_cast<std::uint8_t>(System::Unknown);
+}
+
+// A system turn of a cached session: the first one (by seq) is kept apart.
+void SessionTable::note_system(Offset s, const TurnData& t) noexcept {
+  Session* p = sess(s);
+  const auto state = static_cast<System>(p->system_state);
+  if (state == System::Unknown) return;
+  if (state == System::Known && arena_ptr()->as<TurnRecord>(p->system)->seq <= t.seq) return;
+  const Offset r = store_turn(t, s);
+  p = sess(s);
+  if (r != Arena::kNull) --turns_;  // not a ring turn
+  if (r != Arena::kNull) {
+    content_bytes_ -= arena_ptr()->as<TurnRecord>(r)->content_len;
+    meta_bytes_ -= arena_ptr()->as<TurnRecord>(r)->meta_len;
+  }
+  free_system(s);
+  p = sess(s);
+  if (r != Arena::kNull) {
+    p->system = r;
+    p->system_state = static_cast<std::uint8_t>(System::Known);
+  }
+}
+
 void SessionTable::unlink_and_free(Offset s) noexcept {
   Session* p = sess(s);
   Offset* link = bucket(p->hash);
@@ -155,6 +191,7 @@ void SessionTable::unlink_and_free(Offset s) noexcept {
   *link = p->next;
   lru_unlink(s);
   free_turns(s);
+  free_system(s);
   p->~Session();
   arena_ptr()->free(s);
   --sessions_;
@@ -211,6 +248,7 @@ SessionTable::Offset SessionTable::store_turn(const TurnData& t, Offset protect)
   rec->meta_len = static_cast<std::uint32_t>(meta_len);
   rec->role = static_cast<std::uint8_t>(t.role);
   rec->has_meta = t.has_meta ? 1 : 0;
+  rec->tokens[0] = rec->tokens[1] = kTokensUnknown;
   if (!t.content.empty()) std::memcpy(const_cast<char*>(rec->content()), t.content.data(), t.content.size());
   if (meta_len) std::memcpy(const_cast<char*>(rec->meta()), t.meta.data(), meta_len);
   content_bytes_ += rec->content_len;
@@ -222,7 +260,8 @@ SessionTable::Offset SessionTable::store_turn(const TurnData& t, Offset protect)
 // ---------------------------------------------------------------- writes
 
 SessionTable::Publish SessionTable::publish(std::uint32_t db, std::uint64_t hash, std::string_view key,
-                                            const TurnData* turns, std::uint32_t n, std::uint64_t seen_gen) noexcept {
+                                            const TurnData* turns, std::uint32_t n, std::uint64_t seen_gen,
+                                            const TurnData* system, System sys) noexcept {
   if (generation(hash) != seen_gen) return Publish::Stale;
   if (find(db, hash, key) != Arena::kNull) return Publish::AlreadyCached;
   if (key.size() > 0xFFFF) return Publish::NoRoom;
@@ -237,6 +276,8 @@ SessionTable::Publish SessionTable::publish(std::uint32_t db, std::uint64_t hash
   p->db = db;
   p->key_len = static_cast<std::uint16_t>(key.size());
   p->referenced.store(0, std::memory_order_relaxed);
+  p->system = Arena::kNull;
+  p->system_state = static_cast<std::uint8_t>(System::Unknown);
   std::memcpy(reinterpret_cast<char*>(p->ring() + ring_capacity_), key.data(), key.size());
   Offset* head = bucket(hash);
   p->next = *head;
@@ -253,6 +294,14 @@ SessionTable::Publish SessionTable::publish(std::uint32_t db, std::uint64_t hash
     p->ring()[p->count] = r;
     ++p->count;
   }
+  if (sys == System::None) {
+    sess(s)->system_state = static_cast<std::uint8_t>(System::None);
+  } else if (sys == System::Known && system != nullptr) {
+    sess(s)->system_state = static_cast<std::uint8_t>(System::None);  // note_system stores it (or leaves Unknown)
+    note_system(s, *system);
+    if (sess(s)->system_state == static_cast<std::uint8_t>(System::None))
+      sess(s)->system_state = static_cast<std::uint8_t>(System::Unknown);
+  }
   return Publish::Published;
 }
 
@@ -260,6 +309,7 @@ bool SessionTable::apply_turn(std::uint32_t db, std::uint64_t hash, std::string_
   bump(hash);
   Offset s = find(db, hash, key);
   if (s == Arena::kNull) return false;
+  if (t.role == Role::System) note_system(s, t);
   Session* p = sess(s);
   const std::uint32_t cap = ring_capacity_;
   std::uint32_t idx = p->count;

@@ -54,7 +54,9 @@ Jsonb* result_json(const char* outcome, Jsonb* route, Jsonb* context, bool with_
 
 }  // namespace
 
-// inbound(instance text, message_id text, session_id text, body text, max_turns int DEFAULT NULL) RETURNS jsonb
+// inbound(instance text, message_id text, session_id text, body text, max_turns int DEFAULT NULL,
+//         max_tokens int DEFAULT NULL, keep_system boolean DEFAULT false, start_on_user boolean DEFAULT false)
+//   RETURNS jsonb (0.1.0's function: the first five arguments)
 AGENTCACHE_FUNCTION(agentcache_inbound) {
   return pg::boundary([&]() -> Datum {
     if (PG_ARGISNULL(0)) null_arg("instance");
@@ -69,6 +71,8 @@ AGENTCACHE_FUNCTION(agentcache_inbound) {
     memory::check_session_id(session);
     memory::check_content(body);
     const int want = memory::max_turns_arg(fcinfo, 4);
+    memory::Shape shape;
+    memory::budget_args(fcinfo, 5, &shape);
     PreventCommandIfReadOnly("inbound()");
 
     Jsonb* route = maps::route(instance);
@@ -80,7 +84,7 @@ AGENTCACHE_FUNCTION(agentcache_inbound) {
       (void)memory::add_turn(session, core::Role::User, body, nullptr);
     const bool duplicate = claim.outcome == dedup::Outcome::Duplicate;
     Jsonb* reply = duplicate ? dedup::unsent_reply(message_id) : nullptr;
-    Jsonb* context = memory::context(session, static_cast<uint32>(want), -1);
+    Jsonb* context = memory::context(session, static_cast<uint32>(want), shape);
 
     PG_RETURN_JSONB_P(result_json(dedup::outcome_name(claim.outcome), route, context, duplicate, reply));
   });

@@ -1578,3 +1578,96 @@ TEST(SessionCache, RoutesManySessionsByPartition) {
 }
 
 }  // namespace
+
+// =================================================================== the first system turn, token counts
+
+namespace {
+
+Turn sys_turn(std::int64_t seq, const std::string& text) {
+  Turn t = mk(seq);
+  t.role = Role::System;
+  t.content = text;
+  return t;
+}
+
+SessionTable::System system_state(const SessionTable& t, const Key& k, std::int64_t* seq = nullptr) {
+  SessionTable::System st;
+  const TurnRecord* r = t.system_turn(find(t, k), &st);
+  if (seq) *seq = r ? r->seq : -1;
+  return st;
+}
+
+Publish publish_sys(SessionTable& t, const Key& k, const std::vector<Turn>& turns, const Turn* sys,
+                    SessionTable::System state) {
+  std::vector<TurnData> d;
+  for (const Turn& x : turns) d.push_back(x.data());
+  TurnData s;
+  if (sys) s = sys->data();
+  return t.publish(k.db, k.hash, k.key, d.data(), static_cast<std::uint32_t>(d.size()), t.generation(k.hash),
+                   sys ? &s : nullptr, state);
+}
+
+}  // namespace
+
+TEST(SessionTableSystem, PublishedUnknownByDefaultAndAppliesLeaveItUnknown) {
+  Table t(kSmall, 4);
+  Key k = K(1, "s");
+  ASSERT_EQ(publish(*t, k, mk_range(1, 2)), Publish::Published);
+  EXPECT_EQ(system_state(*t, k), SessionTable::System::Unknown);
+  ASSERT_TRUE(apply(*t, k, sys_turn(3, "rules")));
+  EXPECT_EQ(system_state(*t, k), SessionTable::System::Unknown);  // an earlier one may exist
+  EXPECT_TRUE(t->check());
+}
+
+TEST(SessionTableSystem, NoneBecomesKnownWithTheFirstSystemTurn) {
+  Table t(kSmall, 4);
+  Key k = K(1, "s");
+  ASSERT_EQ(publish_sys(*t, k, mk_range(1, 1), nullptr, SessionTable::System::None), Publish::Published);
+  EXPECT_EQ(system_state(*t, k), SessionTable::System::None);
+  ASSERT_TRUE(apply(*t, k, sys_turn(5, "first")));
+  std::int64_t seq = 0;
+  EXPECT_EQ(system_state(*t, k, &seq), SessionTable::System::Known);
+  EXPECT_EQ(seq, 5);
+  ASSERT_TRUE(apply(*t, k, sys_turn(7, "second")));  // a later system turn is not the first
+  EXPECT_EQ(system_state(*t, k, &seq), SessionTable::System::Known);
+  EXPECT_EQ(seq, 5);
+  ASSERT_TRUE(apply(*t, k, sys_turn(4, "earlier, committed late")));  // out of order: it is the first
+  EXPECT_EQ(system_state(*t, k, &seq), SessionTable::System::Known);
+  EXPECT_EQ(seq, 4);
+  SessionTable::System st;
+  EXPECT_EQ(t->system_turn(find(*t, k), &st)->content_view(), "earlier, committed late");
+  EXPECT_TRUE(t->check());
+}
+
+TEST(SessionTableSystem, KnownSurvivesTheRingAndIsFreedWithTheSession) {
+  Table t(kSmall, 2);
+  Key k = K(1, "s");
+  const Turn first = sys_turn(1, "you are a clinic assistant");
+  ASSERT_EQ(publish_sys(*t, k, mk_range(9, 10), &first, SessionTable::System::Known), Publish::Published);
+  for (std::int64_t s = 11; s <= 40; ++s) ASSERT_TRUE(apply(*t, k, mk(s)));
+  std::int64_t seq = 0;
+  EXPECT_EQ(system_state(*t, k, &seq), SessionTable::System::Known);
+  EXPECT_EQ(seq, 1);
+  EXPECT_EQ(seqs_of(*t, k), (Seqs{39, 40}));
+  EXPECT_EQ(stats(*t).turns, 2u);  // the kept system turn is not a ring turn
+  const std::uint64_t used = stats(*t).used_bytes;
+  EXPECT_TRUE(t->drop(k.db, k.hash, k.key));
+  EXPECT_LT(stats(*t).used_bytes, used);
+  EXPECT_EQ(stats(*t).used_bytes, 0u);  // nothing leaked
+  EXPECT_TRUE(t->check());
+}
+
+TEST(SessionTableSystem, TokenCountsStartUnknownAndAreKept) {
+  Table t(kSmall, 4);
+  Key k = K(1, "s");
+  ASSERT_EQ(publish(*t, k, mk_range(1, 3)), Publish::Published);
+  const TurnRecord& r = t->turn(find(*t, k), 1);
+  EXPECT_EQ(r.token_count(0), ac::kTokensUnknown);
+  EXPECT_EQ(r.token_count(1), ac::kTokensUnknown);
+  r.set_token_count(0, 17);
+  EXPECT_EQ(t->turn(find(*t, k), 1).token_count(0), 17u);
+  EXPECT_EQ(t->turn(find(*t, k), 1).token_count(1), ac::kTokensUnknown);
+  ASSERT_TRUE(apply(*t, k, mk(4)));
+  EXPECT_EQ(t->turn(find(*t, k), 3).token_count(0), ac::kTokensUnknown);
+  EXPECT_EQ(t->turn(find(*t, k), 1).token_count(0), 17u);
+}

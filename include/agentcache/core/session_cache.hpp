@@ -33,6 +33,9 @@ struct TurnData {
   std::string_view meta;  // opaque bytes (the glue stores a jsonb datum)
 };
 
+// A turn's token count not computed yet (TurnRecord::tokens).
+constexpr std::uint32_t kTokensUnknown = 0xFFFFFFFFu;
+
 // A turn as stored: header followed by content bytes, then meta bytes.
 struct TurnRecord {
   std::int64_t seq;
@@ -42,6 +45,16 @@ struct TurnRecord {
   std::uint32_t meta_len;
   std::uint8_t role;
   std::uint8_t has_meta;
+  // Content tokens per encoding (tok::Encoding), kTokensUnknown until first
+  // needed: computed once by a reader and stored with an atomic store (under
+  // a shared lock; every reader computes the same value).
+  std::uint32_t tokens[2];
+  std::uint32_t token_count(int encoding) const noexcept {
+    return __atomic_load_n(&tokens[encoding], __ATOMIC_RELAXED);
+  }
+  void set_token_count(int encoding, std::uint32_t n) const noexcept {
+    __atomic_store_n(const_cast<std::uint32_t*>(&tokens[encoding]), n, __ATOMIC_RELAXED);
+  }
   const char* content() const noexcept { return reinterpret_cast<const char*>(this + 1); }
   const char* meta() const noexcept { return content() + content_len; }
   std::string_view content_view() const noexcept { return {content(), content_len}; }
@@ -76,6 +89,10 @@ class SessionTable {
   std::uint32_t turn_count(Offset s) const noexcept;
   // i-th cached turn of a session, 0 = oldest.
   const TurnRecord& turn(Offset s, std::uint32_t i) const noexcept;
+  // The session's first system turn (by seq), kept apart from the ring (it
+  // may be older than every cached turn): *state says whether it is known.
+  enum class System : std::uint8_t { Unknown = 0, None = 1, Known = 2 };
+  const TurnRecord* system_turn(Offset s, System* state) const noexcept;
   std::uint64_t generation(std::uint64_t hash) const noexcept;
   std::uint32_t ring_capacity() const noexcept { return ring_capacity_; }
 
@@ -83,12 +100,16 @@ class SessionTable {
   enum class Publish { Published, AlreadyCached, Stale, NoRoom };
   // Cache a session loaded from the table (turns oldest first, at most
   // ring_capacity) unless the key's generation moved since `seen_gen`.
+  // `system`: the session's first system turn when `sys` is Known (None: it
+  // has none; Unknown: not looked up).
   Publish publish(std::uint32_t db, std::uint64_t hash, std::string_view key, const TurnData* turns, std::uint32_t n,
-                  std::uint64_t seen_gen) noexcept;
+                  std::uint64_t seen_gen, const TurnData* system = nullptr, System sys = System::Unknown) noexcept;
   // A committed turn: bumps the generation; if the session is cached, inserts
   // the turn in seq order (an existing seq is left as is; a turn older than a
-  // full ring's oldest is ignored). If it cannot be stored the session is
-  // dropped. Returns true if the session is (still) cached.
+  // full ring's oldest is ignored) and, for a system turn, keeps it as the
+  // session's first system turn when it is (an Unknown one stays unknown).
+  // If it cannot be stored the session is dropped. Returns true if the
+  // session is (still) cached.
   bool apply_turn(std::uint32_t db, std::uint64_t hash, std::string_view key, const TurnData& t) noexcept;
   // A committed change of unknown shape: bumps the generation and drops the
   // session. Returns true if it was cached.
@@ -129,6 +150,8 @@ class SessionTable {
   void lru_push_front(Offset s) noexcept;
   void bump(std::uint64_t hash) noexcept { ++gens_[(hash >> 20) % kGenStripes]; }
   Offset store_turn(const TurnData& t, Offset protect) noexcept;
+  void note_system(Offset s, const TurnData& t) noexcept;
+  void free_system(Offset s) noexcept;
   void free_turns(Offset s) noexcept;
 
   std::uint32_t ring_capacity_ = 0;

@@ -21,7 +21,19 @@ int max_turns_arg(FunctionCallInfo fcinfo, int i);
 void require_add_privileges();
 // Inserts a turn in the caller's transaction (cached at commit); returns seq.
 int64 add_turn(std::string_view key, core::Role role, text* content, Jsonb* meta);
-// get_context(): the newest `want` turns trimmed to max_chars (-1: no limit).
-Jsonb* context(std::string_view key, uint32 want, int64 max_chars);
+// How get_context / get_turns / inbound shape the window (API.md 0.2.0,
+// "Token budgets"); -1: no limit.
+struct Shape {
+  int64 max_chars = -1;
+  int64 max_tokens = -1;
+  bool keep_system = false;
+  bool start_on_user = false;
+};
+// Reads max_tokens (22023 when negative), keep_system and start_on_user from
+// arguments i, i+1, i+2 when the function has them (0.1.0's signatures do
+// not); NULL booleans are false.
+void budget_args(FunctionCallInfo fcinfo, int i, Shape* s);
+// get_context(): the newest `want` turns shaped as `s`.
+Jsonb* context(std::string_view key, uint32 want, const Shape& s);
 
 }  // namespace agentcache::memory

@@ -47,6 +47,7 @@ void copy_row(uint64 row, LTurn& t) {
     std::memcpy(t.meta, jb, VARSIZE(jb));
   }
   t.at = DatumGetTimestampTz(pg::spi_value(row, 5, &isnull));
+  tokens_unknown(t);
 }
 
 // Newest `limit` turns of a session, oldest first, copied into the caller's
@@ -67,6 +68,23 @@ LTurns table_read(std::string_view key, int64 limit, bool latest) {
     out.v = static_cast<LTurn*>(SPI_palloc(sizeof(LTurn) * (n ? n : 1)));
     for (uint64 i = 0; i < n; ++i) copy_row(i, out.v[n - 1 - i]);  // the query is newest first
     return out;
+  });
+}
+
+// The session's first system turn (by seq) on the transaction's snapshot
+// (latest: a fresh one, for a cache load), copied into the caller's context.
+bool table_first_system(std::string_view key, bool latest, LTurn* out) {
+  return pg::with_spi([&] {
+    static pg::Statement q(
+        "SELECT seq, role, content, meta, created_at FROM agentcache.turns"
+        " WHERE session_id OPERATOR(pg_catalog.=) $1 AND role OPERATOR(pg_catalog.=) 'system' ORDER BY seq LIMIT 1",
+        {TEXTOID});
+    Datum values[1] = {pg::text_datum(key)};
+    const int rc = latest ? q.exec_latest(values, nullptr, false) : q.exec(values, nullptr, false);
+    pg::spi_check(rc, SPI_OK_SELECT, "reading agentcache.turns");
+    if (SPI_processed == 0) return false;
+    copy_row(0, *out);
+    return true;
   });
 }
 
@@ -172,6 +190,8 @@ LTurns turns_from_scratch(uint32 n) {
     t.chars = r.chars;
     t.content = p;
     t.content_len = r.content_len;
+    t.tokens[0] = r.tokens[0];
+    t.tokens[1] = r.tokens[1];
     p += align8(r.content_len);
     t.meta = nullptr;
     if (r.has_meta) {
@@ -199,10 +219,33 @@ LTurns load_and_publish(const Place& at, uint64 gen, bool* published) {
     td[i].has_meta = l.meta != nullptr;
     if (l.meta) td[i].meta = {reinterpret_cast<const char*>(l.meta), VARSIZE(l.meta)};
   }
+  // the first system turn: among the loaded turns when they are the whole
+  // session, else read (once per load)
+  LTurn first{};
+  bool has_first = false;
+  if (all.n < t.ring_capacity()) {
+    for (uint32 i = 0; i < all.n && !has_first; ++i)
+      if (all.v[i].role == Role::System) {
+        first = all.v[i];
+        has_first = true;
+      }
+  } else {
+    has_first = table_first_system(at.key, true, &first);
+  }
+  TurnData sys;
+  if (has_first) {
+    sys.seq = first.seq;
+    sys.created_at = first.at;
+    sys.role = first.role;
+    sys.content = {first.content, first.content_len};
+    sys.has_meta = first.meta != nullptr;
+    if (first.meta) sys.meta = {reinterpret_cast<const char*>(first.meta), VARSIZE(first.meta)};
+  }
   SessionTable::Publish r;
   {
     LWLockGuard g(at.lock, LW_EXCLUSIVE);
-    r = t.publish(at.db, at.hash, at.key, td, all.n, gen);
+    r = t.publish(at.db, at.hash, at.key, td, all.n, gen, has_first ? &sys : nullptr,
+                  has_first ? SessionTable::System::Known : SessionTable::System::None);
   }
   *published = r == SessionTable::Publish::Published || r == SessionTable::Publish::AlreadyCached;
   return all;
@@ -257,6 +300,110 @@ LTurns turns(std::string_view key, uint32 want) {
     if (mine) return table_read(key, want, false);
     bool published = false;
     return newest(load_and_publish(at, gen, &published), want);
+  }
+}
+
+namespace {
+
+// Whether the cache may answer for this session in this transaction (as
+// turns() decides).
+bool cache_usable(core::SessionCache* cache, std::string_view key) {
+  return cache != nullptr && !RecoveryInProgress() && !IsolationUsesXactSnapshot() && !table::row_security() &&
+         !pending::touches(key);
+}
+
+// The cached first system turn into *out (palloc'd copy): 1 found, 0 the
+// session has none, -1 the cache cannot tell (not cached, or unknown).
+int cached_first_system(const Place& at, LTurn* out) {
+  std::size_t size = 0;
+  int64 seq = 0;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    char* buf = size ? static_cast<char*>(palloc(size)) : nullptr;
+    {
+      LWLockGuard g(at.lock, LW_SHARED);
+      SessionTable::Offset s = at.table->find(at.db, at.hash, at.key);
+      if (s == core::Arena::kNull) return -1;
+      SessionTable::System state;
+      const TurnRecord* r = at.table->system_turn(s, &state);
+      if (state == SessionTable::System::None) return 0;
+      if (state != SessionTable::System::Known) return -1;
+      const std::size_t need = sizeof(TurnRecord) + r->content_len + (r->has_meta ? r->meta_len : 0) + 8;
+      if (buf == nullptr || need > size || r->seq != seq) {
+        size = need;
+        seq = r->seq;
+        continue;  // allocate outside the lock, then look again
+      }
+      TurnRecord rec;
+      std::memcpy(&rec, r, sizeof rec);
+      std::memcpy(buf, r->content(), r->content_len);
+      const std::size_t meta_at = align8(r->content_len + 1);
+      if (r->has_meta) std::memcpy(buf + meta_at, r->meta(), r->meta_len);
+      out->seq = rec.seq;
+      out->at = rec.created_at;
+      out->role = static_cast<Role>(rec.role);
+      out->chars = rec.chars;
+      out->content = buf;
+      out->content_len = rec.content_len;
+      out->meta = rec.has_meta ? reinterpret_cast<Jsonb*>(buf + meta_at) : nullptr;
+      out->tokens[0] = rec.tokens[0];
+      out->tokens[1] = rec.tokens[1];
+      return 1;
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+Window window(std::string_view key, uint32 want, bool keep_system) {
+  Window w;
+  if (!keep_system) {
+    w.turns = turns(key, want);
+    return w;
+  }
+  // one more: the system turn may be among the newest, and it does not count
+  // against max_turns
+  LTurns all = turns(key, want + 1);
+  core::SessionCache* cache = sessions();
+  int found = -1;
+  if (cache_usable(cache, key)) found = cached_first_system(place_of(cache, key), &w.system);
+  if (found < 0) found = table_first_system(key, false, &w.system) ? 1 : 0;
+  w.has_system = found == 1;
+  if (w.has_system) {
+    uint32 k = 0;
+    for (uint32 i = 0; i < all.n; ++i)
+      if (all.v[i].seq != w.system.seq) all.v[k++] = all.v[i];
+    all.n = k;
+  }
+  w.turns = newest(all, want);
+  return w;
+}
+
+void remember_tokens(std::string_view key, int encoding, const LTurn* v, uint32 n, const LTurn* system) noexcept {
+  core::SessionCache* cache = sessions();
+  if (cache == nullptr || n + (system ? 1 : 0) == 0) return;
+  const Place at = place_of(cache, key);
+  LWLockGuard g(at.lock, LW_SHARED);
+  SessionTable::Offset s = at.table->find(at.db, at.hash, key);
+  if (s == core::Arena::kNull) return;
+  // the record must hold the very content counted (a turn changed by direct
+  // DML since is another record by then, or the session was dropped)
+  auto keep = [&](const TurnRecord& r, const LTurn& t) {
+    if (t.tokens[encoding] == core::kTokensUnknown || r.token_count(encoding) != core::kTokensUnknown) return;
+    if (r.seq != t.seq || r.content_len != t.content_len || std::memcmp(r.content(), t.content, t.content_len) != 0)
+      return;
+    r.set_token_count(encoding, t.tokens[encoding]);
+  };
+  const uint32 count = at.table->turn_count(s);
+  uint32 j = 0;
+  for (uint32 i = 0; i < n; ++i) {  // both in seq order
+    while (j < count && at.table->turn(s, j).seq < v[i].seq) ++j;
+    if (j < count) keep(at.table->turn(s, j), v[i]);
+  }
+  if (system != nullptr) {
+    SessionTable::System state;
+    const TurnRecord* r = at.table->system_turn(s, &state);
+    if (r != nullptr) keep(*r, *system);
   }
 }
 

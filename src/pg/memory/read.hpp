@@ -11,6 +11,20 @@ namespace agentcache::memory::read {
 // The newest `want` turns of a session, oldest first (this transaction's own
 // pending turns included).
 LTurns turns(std::string_view key, uint32 want);
+// The window get_context / get_turns / inbound shape: the newest `want`
+// turns and, with keep_system, the session's first system turn (kept apart:
+// not among `turns`, not counted in `want`; from shared memory when the
+// session is cached, else read).
+struct Window {
+  LTurns turns;
+  LTurn system{};
+  bool has_system = false;
+};
+Window window(std::string_view key, uint32 want, bool keep_system);
+// Token counts computed for these turns (and the system turn), kept with the
+// cached turns that hold the same content (under a shared lock: atomic
+// stores); no-op when the session is not cached.
+void remember_tokens(std::string_view key, int encoding, const LTurn* v, uint32 n, const LTurn* system) noexcept;
 // Loads a session into shared memory now; the number of turns cached (0 when
 // this transaction has pending changes to it, which must not be published).
 int32 warm(std::string_view key);

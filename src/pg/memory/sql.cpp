@@ -4,12 +4,14 @@
 #include "pg/common/args.hpp"
 #include "pg/common/boundary.hpp"
 #include "pg/common/shmem.hpp"
+#include "pg/common/tokens.hpp"
 #include "pg/memory/memory.hpp"
 #include "pg/memory/pending.hpp"
 #include "pg/memory/read.hpp"
 #include "pg/memory/state.hpp"
 #include "pg/memory/table.hpp"
 #include "pg/memory/write.hpp"
+#include "agentcache/core/budget.hpp"
 
 using agentcache::pg::null_arg;
 using agentcache::pg::sql_error;
@@ -39,13 +41,62 @@ int max_turns_arg(FunctionCallInfo fcinfo, int i) {
   return n;
 }
 
-Jsonb* context(std::string_view key, uint32 want, int64 max_chars) {
-  LTurns turns = read::turns(key, want);
-  uint32 from = 0;
-  if (max_chars >= 0)
-    from = static_cast<uint32>(
-        core::trim_oldest(turns.n, static_cast<uint64>(max_chars), [&](std::size_t i) { return turns.v[i].chars; }));
-  Jsonb* out = read::context_json(turns.v + from, turns.n - from);
+void budget_args(FunctionCallInfo fcinfo, int i, Shape* s) {
+  if (PG_NARGS() > i && !PG_ARGISNULL(i)) {
+    s->max_tokens = PG_GETARG_INT32(i);
+    if (s->max_tokens < 0) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "max_tokens must not be negative");
+  }
+  s->keep_system = PG_NARGS() > i + 1 && !PG_ARGISNULL(i + 1) && PG_GETARG_BOOL(i + 1);
+  s->start_on_user = PG_NARGS() > i + 2 && !PG_ARGISNULL(i + 2) && PG_GETARG_BOOL(i + 2);
+}
+
+namespace {
+
+// The shaped window, in output order (the kept system turn first). With
+// all_tokens every returned turn has its token count (get_turns' column);
+// else only the turns a token budget weighed.
+LTurns shaped(std::string_view key, uint32 want, const Shape& s, bool all_tokens) {
+  read::Window w = read::window(key, want, s.keep_system);
+  const int enc = token_encoding;
+  const auto encoding = static_cast<core::tok::Encoding>(enc);
+  bool counted = false;
+  auto tokens_of = [&](LTurn& t) -> uint32 {
+    if (t.tokens[enc] == core::kTokensUnknown) {
+      const int64 n = pg::tokens::count(encoding, {t.content, t.content_len});
+      t.tokens[enc] = static_cast<uint32>(n < core::kTokensUnknown ? n : core::kTokensUnknown - 1);
+      counted = true;
+    }
+    return t.tokens[enc];
+  };
+  const uint32 n = w.turns.n;
+  auto* bt = static_cast<core::BudgetTurn*>(palloc(sizeof(core::BudgetTurn) * (n ? n : 1)));
+  for (uint32 i = 0; i < n; ++i) bt[i] = core::BudgetTurn{w.turns.v[i].role, w.turns.v[i].chars, 0};
+  core::BudgetTurn sys{core::Role::System, w.system.chars, 0};
+  if (w.has_system && s.max_tokens >= 0) sys.tokens = tokens_of(w.system);
+  core::Budget b;
+  b.max_chars = s.max_chars;
+  b.max_tokens = s.max_tokens;
+  b.overhead = static_cast<uint32>(turn_token_overhead);
+  b.start_on_user = s.start_on_user;
+  const core::Window cw =
+      core::cut(bt, n, w.has_system ? &sys : nullptr, b, [&](std::size_t i) { return tokens_of(w.turns.v[i]); });
+  if (all_tokens) {
+    for (std::size_t i = cw.from; i < n; ++i) (void)tokens_of(w.turns.v[i]);
+    if (cw.system) (void)tokens_of(w.system);
+  }
+  LTurns out;
+  out.v = static_cast<LTurn*>(palloc(sizeof(LTurn) * (n + 1)));
+  if (cw.system) out.v[out.n++] = w.system;
+  for (std::size_t i = cw.from; i < n; ++i) out.v[out.n++] = w.turns.v[i];
+  if (counted) read::remember_tokens(key, enc, w.turns.v, n, w.has_system ? &w.system : nullptr);
+  return out;
+}
+
+}  // namespace
+
+Jsonb* context(std::string_view key, uint32 want, const Shape& s) {
+  LTurns turns = shaped(key, want, s, false);
+  Jsonb* out = read::context_json(turns.v, turns.n);
   read::shrink_scratch();
   return out;
 }
@@ -87,30 +138,41 @@ AGENTCACHE_FUNCTION(agentcache_get_context) {
   return pg::boundary([&]() -> Datum {
     std::string_view key = session_arg(fcinfo, 0);
     const int want = max_turns_arg(fcinfo, 1);
-    int64 max_chars = -1;
+    Shape shape;
     if (!PG_ARGISNULL(2)) {
-      max_chars = PG_GETARG_INT32(2);
-      if (max_chars < 0) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "max_chars must not be negative");
+      shape.max_chars = PG_GETARG_INT32(2);
+      if (shape.max_chars < 0) throw sql_error(ERRCODE_INVALID_PARAMETER_VALUE, "max_chars must not be negative");
     }
-    PG_RETURN_JSONB_P(memory::context(key, static_cast<uint32>(want), max_chars));
+    budget_args(fcinfo, 3, &shape);
+    PG_RETURN_JSONB_P(memory::context(key, static_cast<uint32>(want), shape));
   });
 }
 
-// get_turns(session_id text, max_turns int DEFAULT NULL)
-//   RETURNS TABLE(seq bigint, role text, content text, meta jsonb, created_at timestamptz)
+// get_turns(session_id text, max_turns int DEFAULT NULL, max_tokens int DEFAULT NULL,
+//           keep_system boolean DEFAULT false, start_on_user boolean DEFAULT false)
+//   RETURNS TABLE(seq bigint, role text, content text, meta jsonb, created_at timestamptz, tokens integer)
+// (0.1.0's function: the first two arguments and five columns.)
 AGENTCACHE_FUNCTION(agentcache_get_turns) {
   return pg::boundary([&]() -> Datum {
     std::string_view key = session_arg(fcinfo, 0);
     const int want = max_turns_arg(fcinfo, 1);
-    LTurns turns = read::turns(key, static_cast<uint32>(want));
+    Shape shape;
+    budget_args(fcinfo, 2, &shape);
     InitMaterializedSRF(fcinfo, 0);
     auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    const bool with_tokens = rsinfo->setDesc->natts >= 6;
+    LTurns turns =
+        with_tokens ? shaped(key, static_cast<uint32>(want), shape, true) : read::turns(key, static_cast<uint32>(want));
+    const int enc = token_encoding;
     for (uint32 i = 0; i < turns.n; ++i) {
       const LTurn& t = turns.v[i];
-      Datum values[5] = {Int64GetDatum(t.seq), pg::text_datum(core::role_name(t.role)),
-                         pg::text_datum({t.content, t.content_len}), PointerGetDatum(t.meta),
-                         TimestampTzGetDatum(t.at)};
-      bool nulls[5] = {false, false, false, t.meta == nullptr, false};
+      Datum values[6] = {Int64GetDatum(t.seq),
+                         pg::text_datum(core::role_name(t.role)),
+                         pg::text_datum({t.content, t.content_len}),
+                         PointerGetDatum(t.meta),
+                         TimestampTzGetDatum(t.at),
+                         Int32GetDatum(static_cast<int32>(t.tokens[enc]))};
+      bool nulls[6] = {false, false, false, t.meta == nullptr, false, false};
       tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
     }
     read::shrink_scratch();

@@ -12,11 +12,13 @@ constexpr uint32 kPartitions = 16;
 constexpr std::size_t kMaxSessionIdBytes = 256;
 
 // GUCs (defined in tier.cpp).
-extern int session_memory_kb;  // agentcache.session_memory (postmaster)
-extern int session_turns;      // agentcache.session_turns (postmaster)
-extern int context_turns;      // agentcache.context_turns (user)
-extern int max_turn_bytes;     // agentcache.max_turn_bytes (user)
-extern int turn_retention_s;   // agentcache.turn_retention (sighup; 0 = keep)
+extern int session_memory_kb;    // agentcache.session_memory (postmaster)
+extern int session_turns;        // agentcache.session_turns (postmaster)
+extern int context_turns;        // agentcache.context_turns (user)
+extern int max_turn_bytes;       // agentcache.max_turn_bytes (user)
+extern int turn_retention_s;     // agentcache.turn_retention (sighup; 0 = keep)
+extern int token_encoding;       // agentcache.token_encoding (user; core::tok::Encoding)
+extern int turn_token_overhead;  // agentcache.turn_token_overhead (user)
 
 // Shared memory: the session cache and one LWLock per partition.
 core::SessionCache* sessions() noexcept;  // nullptr when not preloaded
@@ -37,8 +39,10 @@ struct LTurn {
   uint32 chars;
   const char* content;
   uint32 content_len;
-  Jsonb* meta;  // nullptr when SQL NULL
+  Jsonb* meta;       // nullptr when SQL NULL
+  uint32 tokens[2];  // content tokens per core::tok::Encoding; core::kTokensUnknown until counted
 };
+inline void tokens_unknown(LTurn& t) { t.tokens[0] = t.tokens[1] = core::kTokensUnknown; }
 struct LTurns {
   LTurn* v = nullptr;
   uint32 n = 0;

@@ -29,6 +29,7 @@
 #include "pg/memory/memory.hpp"
 #include "pg/memory/pending.hpp"
 #include "pg/memory/state.hpp"
+#include "agentcache/core/tokenizer.hpp"
 #include "pg/memory/table.hpp"
 
 #include "pg/common/boundary.hpp"
@@ -40,6 +41,8 @@ int session_turns = 30;
 int context_turns = 30;
 int max_turn_bytes = 1024 * 1024;
 int turn_retention_s = 0;
+int token_encoding = 0;  // o200k_base
+int turn_token_overhead = 4;
 
 namespace {
 
@@ -83,6 +86,17 @@ void define_gucs() {
   DefineCustomIntVariable("agentcache.context_turns",
                           "Turns get_context() and get_turns() return when max_turns is NULL.", nullptr, &context_turns,
                           30, 1, 100000, PGC_USERSET, 0, nullptr, nullptr, nullptr);
+  static const config_enum_entry kEncodings[] = {
+      {"o200k_base", static_cast<int>(core::tok::Encoding::O200kBase), false},
+      {"cl100k_base", static_cast<int>(core::tok::Encoding::Cl100kBase), false},
+      {nullptr, 0, false}};
+  DefineCustomEnumVariable("agentcache.token_encoding", "The token encoding of max_tokens budgets.",
+                           "o200k_base (GPT-4o and later) or cl100k_base (GPT-4, GPT-3.5).", &token_encoding,
+                           static_cast<int>(core::tok::Encoding::O200kBase), kEncodings, PGC_USERSET, 0, nullptr,
+                           nullptr, nullptr);
+  DefineCustomIntVariable("agentcache.turn_token_overhead",
+                          "Tokens a max_tokens budget adds per turn for the chat format (role, separators).", nullptr,
+                          &turn_token_overhead, 4, 0, 100, PGC_USERSET, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("agentcache.max_turn_bytes", "Largest content add_turn() accepts.", nullptr, &max_turn_bytes,
                           1024 * 1024, 1024, 1024 * 1024 * 1024, PGC_USERSET, GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("agentcache.turn_retention",

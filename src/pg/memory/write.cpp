@@ -109,6 +109,7 @@ int64 add_turn(std::string_view key, core::Role role, text* content, Jsonb* meta
   const uint64 hash = core::session_hash(MyDatabaseId, key);
   pg::lock_transaction(pg::LockSpace::SessionWriter, hash, ExclusiveLock);
   LTurn t{};
+  tokens_unknown(t);
   t.at = GetCurrentTransactionStartTimestamp();
   t.role = role;
   const std::string_view c = pg::text_view(content);
