@@ -124,7 +124,7 @@ note "committed turns before the crash: crash-a $na, crash-b $nb";
 for my $sid ('crash-a', 'crash-b', 'crash-idle')
 {
 	is( sql(qq{SELECT (SELECT array_agg(seq ORDER BY o)
-	                    FROM agentcache.get_turns('$sid', 1000000) WITH ORDINALITY g(seq, r, c, m, at, o))
+	                    FROM agentcache.get_turns('$sid', 1000000) WITH ORDINALITY g(seq, r, c, m, at, tk, o))
 	               = (SELECT array_agg(seq ORDER BY seq) FROM turn_log WHERE session_id = '$sid')}),
 		't', "$sid: get_turns returns every committed turn, oldest first");
 	is(sql(qq{SELECT agentcache.get_context('$sid') = expected_context('$sid', 30)}),
@@ -135,10 +135,11 @@ for my $sid ('crash-a', 'crash-b', 'crash-idle')
 		't', "$sid: get_context(max_turns 7) equals the table's newest 7");
 	is( sql(qq{SELECT jsonb_agg(to_jsonb(g) - 'o' ORDER BY o)
 	           = (SELECT jsonb_agg(jsonb_build_object('seq', seq, 'role', role, 'content', content,
-	                                                  'meta', meta, 'created_at', created_at) ORDER BY seq)
+	                                                  'meta', meta, 'created_at', created_at,
+	                                                  'tokens', agentcache.token_count(content)) ORDER BY seq)
 	              FROM (SELECT * FROM agentcache.turns WHERE session_id = '$sid'
 	                    ORDER BY seq DESC LIMIT 30) t)
-	           FROM agentcache.get_turns('$sid') WITH ORDINALITY g(seq, role, content, meta, created_at, o)}),
+	           FROM agentcache.get_turns('$sid') WITH ORDINALITY g(seq, role, content, meta, created_at, tokens, o)}),
 		't', "$sid: get_turns (cached) equals the table's newest turns");
 }
 
