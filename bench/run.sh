@@ -59,10 +59,13 @@ REDIS_PORT=${REDIS_PORT:-}
 # lookup an application does in its own UNLOGGED cache table
 # (plain_unlogged_get); ttl_fetch_hit (fetch() that always hits) vs. ttl_get;
 # ttl_put vs. an upsert into an ordinary LOGGED table (plain_logged_upsert).
-WORKLOADS=(select1 plain_sql get_context output_floor get_context_1 resolve_instance plain_join map_floor
+# get_context_budget: get_context with max_tokens cutting the window about in
+# half (half the tokens of a session's 30 turns, overhead included): its
+# "vs plain SQL" column divides by get_context (target >= 0.9x).
+WORKLOADS=(select1 plain_sql get_context output_floor get_context_1 get_context_budget resolve_instance plain_join map_floor
            ttl_get plain_unlogged_get ttl_fetch_hit ttl_put plain_logged_upsert)
 # workload -> the workload its "vs plain SQL" column divides by (default plain_sql)
-declare -A BASELINE=([resolve_instance]=plain_join [plain_join]=plain_join [map_floor]=plain_join
+declare -A BASELINE=([get_context_budget]=get_context [resolve_instance]=plain_join [plain_join]=plain_join [map_floor]=plain_join
                      [ttl_get]=plain_unlogged_get [plain_unlogged_get]=plain_unlogged_get
                      [ttl_fetch_hit]=ttl_get
                      [ttl_put]=plain_logged_upsert [plain_logged_upsert]=plain_logged_upsert)
@@ -384,6 +387,14 @@ cat >"$WORK/get_context_1.sql" <<'EOF'
 \set s random(1, :sessions)
 SELECT agentcache.get_context('sess-' || :s, 1);
 EOF
+cat >"$WORK/get_context_budget.sql" <<'EOF'
+\set s random(1, :sessions)
+SELECT agentcache.get_context('sess-' || :s, max_tokens => :half_tokens);
+EOF
+# half of sess-1's 30 turns in tokens (content + agentcache.turn_token_overhead each)
+HALF_TOKENS=$(psql_v "SELECT ((sum(agentcache.token_count(content)) + count(*) * current_setting('agentcache.turn_token_overhead')::int) / 2)::int
+                      FROM (SELECT content FROM agentcache.turns WHERE session_id = 'sess-1' ORDER BY seq DESC LIMIT 30) t")
+note "get_context_budget: max_tokens => $HALF_TOKENS (half of sess-1's newest 30 turns: $(psql_v "SELECT jsonb_array_length(agentcache.get_context('sess-1', max_tokens => $HALF_TOKENS))") of 30 turns fit)"
 cat >"$WORK/resolve_instance.sql" <<'EOF'
 \set i random(1, :instances)
 SELECT agentcache.resolve_instance('inst-' || :i);
@@ -429,7 +440,7 @@ for ((run = 1; run <= RUNS; run++)); do
   for c in "${CLIENT_LIST[@]}"; do
     for w in "${WORKLOADS[@]}"; do
       set_durability "$(durability_of "$w")"
-      out=$(aspg pgbench -n -M prepared -T "$DURATION" -c "$c" -j "$c" -D "sessions=$SESSIONS" -D "instances=$INSTANCES" -D "keys=$KEYS" \
+      out=$(aspg pgbench -n -M prepared -T "$DURATION" -c "$c" -j "$c" -D "sessions=$SESSIONS" -D "instances=$INSTANCES" -D "keys=$KEYS" -D "half_tokens=$HALF_TOKENS" \
               -h "$WORK" -p "$PORT" -U postgres -f "$WORK/$w.sql" postgres 2>&1) || {
         printf '%s\n' "$out" >&2
         die "pgbench failed ($w, $c clients)"
@@ -470,6 +481,9 @@ if [ -n "${MED[get_context:8]:-}" ]; then
   awk -v g="${MED[get_context:8]}" -v f="${MED[output_floor:8]}" -v s="${MED[select1:8]}" -v g1="${MED[get_context_1:8]}" 'BEGIN {
     printf "  output floor (8 clients): returning the same ~8 KB context from a one-row table, no agentcache code, runs at %.2fx SELECT 1;\n", f / s
     printf "  get_context reaches %.0f%% of that floor; with max_turns => 1 (small response) it runs at %.2fx SELECT 1.\n", 100 * g / f, g1 / s }'
+  awk -v b="${MED[get_context_budget:8]}" -v g="${MED[get_context:8]}" 'BEGIN {
+    r = b / g
+    printf "  token budget (8 clients): get_context with max_tokens (half the window) >= 0.9x get_context: %.2fx %s\n", r, (r >= 0.9 ? "PASS" : "MISS") }'
   awk -v r="${MED[resolve_instance:8]}" -v s="${MED[select1:8]}" -v p="${MED[plain_join:8]}" 'BEGIN {
     r1 = r / s; r2 = r / p
     printf "  maps (8 clients): resolve_instance >= 0.95x SELECT 1: %.2fx %s;  resolve_instance >= 1.5x plain_join: %.2fx %s\n",
