@@ -13,7 +13,7 @@ APT_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-contrib
   libboost-dev libfmt-dev libgtest-dev libgmock-dev
   cmake ninja-build g++ make libipc-run-perl clang-format python3
-  libpq-dev python3-psycopg libicu-dev
+  libpq-dev python3-psycopg python3-pytest libicu-dev
 )
 # Node and npm for the token_count differential test (gpt-tokenizer from the
 # npm registry): Debian's, unless this machine has them already (e.g. a

@@ -209,7 +209,7 @@ build_root_packages() {
   local major=$1
   echo postgresql-"$major" postgresql-server-dev-"$major" postgresql-contrib \
     libboost-dev libfmt-dev libgtest-dev libgmock-dev cmake ninja-build g++ make \
-    libipc-run-perl python3 libpq-dev python3-psycopg libicu-dev \
+    libipc-run-perl python3 libpq-dev python3-psycopg python3-pytest libicu-dev \
     build-essential debhelper dpkg-dev fakeroot postgresql-server-dev-all
 }
 

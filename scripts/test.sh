@@ -50,7 +50,7 @@ done
 [ ${#VERSIONS[@]} -gt 0 ] || VERSIONS=(15 17 18)
 [ "$LOCAL" = 1 ] && VERSIONS=("$PG_MAJOR")
 
-LOCAL_SUITES=(core-ctest regress nopreload isolation tap soak fuzz tokenizer)
+LOCAL_SUITES=(core-ctest regress nopreload isolation tap soak fuzz tokenizer clients)
 ORDER=()  # every result's name, in the order run ("15/regress", ...)
 declare -A RESULT=() SECONDS_TAKEN=()
 SRC=""
@@ -159,6 +159,7 @@ core_ctest() {
 pg_suite() {
   case $1 in
     soak | fuzz | tokenizer) bash "test/$1/run.sh" ;;  # run as root: they start their own cluster as postgres
+    clients) bash clients/run.sh ;;
     *) aspg make PG_CONFIG="$PG_CONFIG" "check-$1" ;;
   esac
 }
@@ -185,7 +186,7 @@ run_local() {
     printf '\n>>> make install FAILED\n'
   fi
 
-  for s in regress nopreload isolation tap soak fuzz tokenizer; do
+  for s in regress nopreload isolation tap soak fuzz tokenizer clients; do
     if [ "$ext_ok" = 1 ]; then
       run_suite "$s" pg_suite "$s"
     else
