@@ -41,3 +41,13 @@ if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
 else
   note "Node is not installed here: the Node client's tests run where it is (scripts/test.sh runs them on the host)"
 fi
+
+header "WhatsApp bot example (examples/whatsapp-bot): a burst with re-deliveries and a killed worker"
+cp -r "$ROOT/examples/whatsapp-bot" "$WORK/whatsapp-bot"
+mkdir -p "$WORK/clients"
+cp -r "$ROOT/clients/python" "$WORK/clients/python"
+mkdir -p "$WORK/examples"
+mv "$WORK/whatsapp-bot" "$WORK/examples/whatsapp-bot"
+chown -R postgres "$WORK/examples" "$WORK/clients"
+(cd "$WORK/examples/whatsapp-bot" && aspg env AGENTCACHE_TEST_DSN="host=$WORK port=$PORT dbname=postgres user=postgres" \
+  $PY -m pytest -q -s -p no:cacheprovider test_bot.py)
