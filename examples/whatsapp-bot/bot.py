@@ -84,8 +84,12 @@ class Bot:
                 stored = datetime.datetime.fromisoformat(msg.inbound.reply["at"])
                 age = (datetime.datetime.now(datetime.timezone.utc) - stored).total_seconds()
                 if age >= self.resend_after:
-                    self.send(m["id"], sender, msg.inbound.reply["content"])
-                    ac.reply_sent(m["id"])
+                    # mark and send in one transaction: reply_sent is true for one
+                    # caller only (the resender holds the row while it sends), and
+                    # a failed send rolls the mark back
+                    with ac.conn.transaction():
+                        if ac.reply_sent(m["id"]):
+                            self.send(m["id"], sender, msg.inbound.reply["content"])
             # in_progress: another worker has it; the provider will get its reply
 
     def handle_webhook(self, payload):
