@@ -21,13 +21,7 @@ command -v node >/dev/null || die "node is not installed (apt-get install nodejs
 [ -d "$DIR/node_modules/gpt-tokenizer" ] || (cd "$DIR" && npm ci --no-audit --no-fund --loglevel=error)
 
 WORK=
-finish() {
-  local rc=$?
-  trap - EXIT
-  stop_throwaway_cluster "$rc"
-  exit "$rc"
-}
-trap finish EXIT
+stop_cluster_on_exit
 start_throwaway_cluster agentcache-bench-tokens "$PORT"
 psql_b() { aspg psql -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d postgres "$@"; }
 

@@ -15,13 +15,7 @@ PY=/usr/bin/python3
 $PY -c 'import psycopg, pytest' 2>/dev/null || die "python3-psycopg and python3-pytest are needed (apt-get install python3-psycopg python3-pytest)"
 [ -f "$("$PG_CONFIG" --pkglibdir)/agentcache.so" ] || die "agentcache is not installed (make install first)"
 WORK=
-finish() {
-  local rc=$?
-  trap - EXIT
-  stop_throwaway_cluster "$rc"
-  exit "$rc"
-}
-trap finish EXIT
+stop_cluster_on_exit
 start_throwaway_cluster agentcache-clients "$PORT" "agentcache.claim_lease = '5min'"
 header "Python client (clients/python): pytest against PostgreSQL $PG_MAJOR"
 # the tests run as postgres from a copy (pytest writes its cache next to them)

@@ -102,6 +102,19 @@ start_throwaway_cluster() {
   runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 }
 
+# stop_cluster_on_exit: an EXIT trap that stops the cluster in WORK (showing
+# its log when the script fails) and keeps the script's exit status.
+stop_cluster_on_exit() {
+  # shellcheck disable=SC2317  # run by the EXIT trap
+  _stop_cluster_trap() {
+    local rc=$?
+    trap - EXIT
+    stop_throwaway_cluster "$rc"
+    exit "$rc"
+  }
+  trap _stop_cluster_trap EXIT
+}
+
 # stop_throwaway_cluster RC: stops the cluster in WORK (if any), shows the end
 # of its log when RC is non-zero, and removes WORK. Safe to call twice.
 stop_throwaway_cluster() {

@@ -39,14 +39,7 @@ $PY -c 'import psycopg' 2>/dev/null || die "python3-psycopg is missing (apt-get 
 header "agentcache fuzz: FUZZ_SEED=$SEED FUZZ_CASES=$CASES (port $PORT)"
 
 WORK=
-# shellcheck disable=SC2317  # run by the EXIT trap
-finish() {
-  local rc=$?
-  trap - EXIT
-  stop_throwaway_cluster "$rc"
-  exit "$rc"
-}
-trap finish EXIT
+stop_cluster_on_exit
 
 start_throwaway_cluster agentcache-fuzz "$PORT" "agentcache.database = '$DB'
 max_prepared_transactions = 4

@@ -55,14 +55,7 @@ n=$(wc -l <"$FILE")
 chmod 644 "$FILE"
 
 WORK=
-# shellcheck disable=SC2317  # run by the EXIT trap
-finish() {
-  local rc=$?
-  trap - EXIT
-  stop_throwaway_cluster "$rc"
-  exit "$rc"
-}
-trap finish EXIT
+stop_cluster_on_exit
 start_throwaway_cluster agentcache-tokenizer "$PORT"
 psql_pg() { aspg psql -X -q -v ON_ERROR_STOP=1 -h "$WORK" -p "$PORT" -d postgres "$@"; }
 
