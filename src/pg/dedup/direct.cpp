@@ -95,38 +95,38 @@ bool insert_claim(std::string_view id, const char* fp, int64 within_us, Datum le
   CommandCounterIncrement();  // see this transaction's earlier changes
   const Datum key = pg::text_datum(id);
   TupleTableSlot* slot = table_slot_create(o.rel, nullptr);
-  SnapshotData dirty;
-  InitDirtySnapshot(dirty);
-  bool inserted = false;
-  if (!lookup(o, &dirty, key, slot)) {  // no row, committed or in progress
-    Datum v[kNCols] = {};
-    bool n[kNCols];
-    std::memset(n, true, sizeof n);
-    v[kMessageId] = key;
-    n[kMessageId] = false;
-    if (fp != nullptr) {
-      v[kFingerprint] = CStringGetTextDatum(fp);
-      n[kFingerprint] = false;
-    }
-    v[kState] = CStringGetTextDatum("processing");
-    v[kHolderPid] = Int32GetDatum(MyProcPid);
-    v[kAttempts] = Int32GetDatum(1);
-    v[kUpdatedAt] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());  // now()
-    v[kHolderLocked] = BoolGetDatum(true);
-    n[kState] = n[kHolderPid] = n[kAttempts] = n[kUpdatedAt] = n[kHolderLocked] = false;
-    if (within_us >= 0) {
-      v[kClaimWindow] = IntervalPGetDatum(pg::make_interval_usecs(within_us));
-      n[kClaimWindow] = false;
-    }
-    if (!no_lease) {
-      v[kLeaseExpiresAt] = lease_end;
-      n[kLeaseExpiresAt] = false;
-    }
-    pg::rows::store_values(slot, v, n);
-    // a concurrent insert of the same id (a plain INSERT that took no claim
-    // lock) takes ours back: the SQL upsert judges its row
-    if (table::satisfies(o.rel, slot)) inserted = pg::rows::insert_speculative(o.rel, slot, RelationGetRelid(o.pk));
+  // No look first: almost every message is new, and the speculative
+  // insertion's arbiter check is that look (a message that has a row,
+  // committed or in progress, costs a taken-back tuple instead).
+  Datum v[kNCols] = {};
+  bool n[kNCols];
+  std::memset(n, true, sizeof n);
+  v[kMessageId] = key;
+  n[kMessageId] = false;
+  if (fp != nullptr) {
+    v[kFingerprint] = CStringGetTextDatum(fp);
+    n[kFingerprint] = false;
   }
+  v[kState] = CStringGetTextDatum("processing");
+  v[kHolderPid] = Int32GetDatum(MyProcPid);
+  v[kAttempts] = Int32GetDatum(1);
+  v[kUpdatedAt] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());  // now()
+  v[kHolderLocked] = BoolGetDatum(true);
+  n[kState] = n[kHolderPid] = n[kAttempts] = n[kUpdatedAt] = n[kHolderLocked] = false;
+  if (within_us >= 0) {
+    v[kClaimWindow] = IntervalPGetDatum(pg::make_interval_usecs(within_us));
+    n[kClaimWindow] = false;
+  }
+  if (!no_lease) {
+    v[kLeaseExpiresAt] = lease_end;
+    n[kLeaseExpiresAt] = false;
+  }
+  pg::rows::store_values(slot, v, n);
+  // a row of the same id — committed, or inserted by a transaction still in
+  // progress (a plain INSERT that took no claim lock) — takes ours back: the
+  // SQL upsert judges that row
+  bool inserted = false;
+  if (table::satisfies(o.rel, slot)) inserted = pg::rows::insert_speculative(o.rel, slot, RelationGetRelid(o.pk));
   ExecDropSingleTupleTableSlot(slot);
   o.close();
   if (inserted) CommandCounterIncrement();  // later statements of this transaction see it

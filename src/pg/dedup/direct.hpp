@@ -14,9 +14,10 @@
 namespace agentcache::dedup::direct {
 
 // The claim on a message that has no state row (the caller holds its claim
-// lock): the row inserted as processing by this session, attempts 1. False,
-// with nothing written, when the message has a row (committed or not) or the
-// direct path does not apply: the caller runs the SQL upsert.
+// lock): the row inserted as processing by this session, attempts 1. False
+// when the message has a row, committed or not (the speculatively inserted
+// row is then taken back: nothing of it is visible), or the direct path does
+// not apply: the caller runs the SQL upsert.
 bool insert_claim(std::string_view id, const char* fp, int64 within_us, Datum lease_end, bool no_lease);
 
 // The outcome a claim's holder records.

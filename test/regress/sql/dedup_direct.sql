@@ -89,6 +89,14 @@ SELECT count(agentcache.outbound('dd-bulk-' || g, 'dd-sess-' || g, 'reply ' || g
   FROM generate_series(1, 300, 2) g;
 SELECT count(agentcache.dedup_complete('dd-bulk-' || g)) AS completed FROM generate_series(2, 200, 2) g;
 SELECT count(agentcache.dedup_fail('dd-bulk-' || g, 'e')) AS failed FROM generate_series(202, 300, 2) g;
+-- every message asked again: the direct claim inserts speculatively without
+-- looking first, finds the row, takes its tuple back and lets the SQL upsert
+-- judge it (completed: duplicate; failed: acquired again, attempts 2)
+SELECT r AS again, count(*)
+  FROM generate_series(1, 300) g, agentcache.dedup_begin('dd-bulk-' || g) r GROUP BY r ORDER BY r;
+SELECT count(*) AS bulk_rows, count(DISTINCT message_id) AS distinct_ids,
+       count(*) FILTER (WHERE attempts = 2) AS retried
+  FROM agentcache.dedup WHERE message_id LIKE 'dd-bulk-%';
 CREATE EXTENSION amcheck;
 SELECT 'no error' AS pkey_amcheck FROM (SELECT bt_index_parent_check('agentcache.dedup_pkey', heapallindexed => true)) c;
 SELECT 'no error' AS fingerprint_amcheck
