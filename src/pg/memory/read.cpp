@@ -407,6 +407,17 @@ void remember_tokens(std::string_view key, int encoding, const LTurn* v, uint32 
   }
 }
 
+int64 newest_cached_seq(std::string_view key) noexcept {
+  core::SessionCache* cache = sessions();
+  if (cache == nullptr) return 0;
+  const Place at = place_of(cache, key);
+  LWLockGuard g(at.lock, LW_SHARED);
+  const SessionTable::Offset s = at.table->find(at.db, at.hash, at.key);
+  if (s == core::Arena::kNull) return 0;
+  const uint32 count = at.table->turn_count(s);
+  return count > 0 ? at.table->turn(s, count - 1).seq : 0;
+}
+
 int32 warm(std::string_view key) {
   forget_if_promoted();
   if (RecoveryInProgress()) note_filled_in_recovery();

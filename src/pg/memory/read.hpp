@@ -25,6 +25,9 @@ Window window(std::string_view key, uint32 want, bool keep_system);
 // cached turns that hold the same content (under a shared lock: atomic
 // stores); no-op when the session is not cached.
 void remember_tokens(std::string_view key, int encoding, const LTurn* v, uint32 n, const LTurn* system) noexcept;
+// The seq of the session's newest cached turn, 0 when it is not cached: a
+// hint only (a commit elsewhere may be about to change it), never an answer.
+int64 newest_cached_seq(std::string_view key) noexcept;
 // Loads a session into shared memory now; the number of turns cached (0 when
 // this transaction has pending changes to it, which must not be published).
 int32 warm(std::string_view key);

@@ -14,6 +14,7 @@
 #include "pg/common/rows.hpp"
 #include "pg/common/spi.hpp"
 #include "pg/memory/pending.hpp"
+#include "pg/memory/read.hpp"
 #include "pg/memory/state.hpp"
 #include "pg/memory/table.hpp"
 
@@ -23,21 +24,37 @@ namespace {
 
 // The session's newest seq + 1, read backwards from the primary key
 // (session_id, seq) in the index's own collation, on a fresh snapshot.
-int64 next_seq(Relation rel, Relation pk, Datum session, TupleTableSlot* slot) {
+// With `from` (> 0: the newest seq the session cache holds, a hint) the scan
+// starts with the key seq >= from, which ends it at the newest turn instead
+// of walking all of the session's entries on the leaf page; when nothing is
+// found that way (turns deleted since), it looks again without the bound.
+int64 next_seq(Relation rel, Relation pk, Datum session, int64 from, TupleTableSlot* slot) {
   Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
-  ScanKeyData sk[1];
-  ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, session);
-  sk[0].sk_collation = pk->rd_indcollation[0];
-  IndexScanDesc scan = pg::compat::index_scan_begin(rel, pk, snap, 1);
-  index_rescan(scan, sk, 1, nullptr, 0);
-  int64 seq = 1;
-  if (index_getnext_slot(scan, BackwardScanDirection, slot)) {
-    bool isnull = false;
-    seq = DatumGetInt64(slot_getattr(slot, 2, &isnull)) + 1;
+  int64 seq = 0;
+  for (int pass = from > 0 ? 0 : 1; pass < 2 && seq == 0; ++pass) {
+    ScanKeyData sk[2];
+    ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, session);
+    sk[0].sk_collation = pk->rd_indcollation[0];
+    const int nkeys = pass == 0 ? 2 : 1;
+    if (pass == 0) ScanKeyInit(&sk[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(from));
+    IndexScanDesc scan = pg::compat::index_scan_begin(rel, pk, snap, nkeys);
+    index_rescan(scan, sk, nkeys, nullptr, 0);
+    if (index_getnext_slot(scan, BackwardScanDirection, slot)) {
+      bool isnull = false;
+      seq = DatumGetInt64(slot_getattr(slot, 2, &isnull));
+    }
+    index_endscan(scan);
   }
-  index_endscan(scan);
   UnregisterSnapshot(snap);
-  return seq;
+  return seq + 1;
+}
+
+// The primary key is (session_id, seq), as installed: the scans above key on
+// its two columns.
+bool pk_is_session_seq(Relation pk) {
+  const Form_pg_index ix = pk->rd_index;
+  return ix->indnkeyatts == 2 && ix->indkey.values[0] == 1 && ix->indkey.values[1] == 2 &&
+         pk->rd_rel->relam == BTREE_AM_OID;
 }
 
 // The turn's row without SPI (see pg/common/rows.hpp) while agentcache.turns
@@ -53,10 +70,15 @@ bool insert_direct(std::string_view key, const LTurn& t, int64* seq_out) {
     return false;
   }
   Relation pk = index_open(pg::compat::primary_key_index(rel), RowExclusiveLock);
+  if (!pk_is_session_seq(pk)) {
+    index_close(pk, NoLock);
+    table_close(rel, NoLock);
+    return false;
+  }
   CommandCounterIncrement();  // see this transaction's earlier turns
   const Datum session = pg::text_datum(key);
   TupleTableSlot* slot = table_slot_create(rel, nullptr);
-  const int64 seq = next_seq(rel, pk, session, slot);
+  const int64 seq = next_seq(rel, pk, session, read::newest_cached_seq(key), slot);
   const std::string_view role = core::role_name(t.role);
   Datum values[6] = {session,
                      Int64GetDatum(seq),

@@ -196,6 +196,31 @@ DROP TABLE dml_audit;
 DROP FUNCTION dml_audit_fn();
 SELECT sum(agentcache.forget_session('dml-direct-' || g)) AS direct_deleted FROM generate_series(0, 6) g;
 
+-- ---------------------------------------------------------------- the next seq
+-- add_turn starts its look for the session's newest seq at the newest seq the
+-- cache holds — a hint: it may be behind the table (an application's INSERT
+-- in this transaction) or ahead of it (turns deleted in this transaction; the
+-- cache hears of it at commit). Either way the seq is max(seq) + 1.
+SELECT count(agentcache.add_turn('dml-hint', 'user', 'turn ' || g)) AS added FROM generate_series(1, 5) g;
+SELECT agentcache.warm_session('dml-hint') AS cached;
+BEGIN;
+DELETE FROM agentcache.turns WHERE session_id = 'dml-hint' AND seq >= 4;
+SELECT agentcache.add_turn('dml-hint', 'user', 'after the delete') AS seq_4;
+COMMIT;
+SELECT agentcache.warm_session('dml-hint') AS cached_again;
+BEGIN;
+INSERT INTO agentcache.turns (session_id, seq, role, content) VALUES ('dml-hint', 10, 'user', 'ahead of the cache');
+SELECT agentcache.add_turn('dml-hint', 'assistant', 'after the insert') AS seq_11;
+COMMIT;
+BEGIN;
+DELETE FROM agentcache.turns WHERE session_id = 'dml-hint';
+SELECT agentcache.add_turn('dml-hint', 'user', 'all gone') AS seq_1;
+ROLLBACK;
+SELECT array_agg(seq ORDER BY seq) AS seqs, array_agg(content ORDER BY seq) AS contents
+  FROM agentcache.turns WHERE session_id = 'dml-hint';
+SELECT string_agg(e->>'seq', ',') AS cached_seqs FROM jsonb_array_elements(agentcache.get_context('dml-hint')) e;
+SELECT agentcache.forget_session('dml-hint') AS hint_deleted;
+
 -- ---------------------------------------------------------------- cleanup
 SELECT agentcache.forget_session(s) AS deleted FROM unnest(ARRAY['dml-a', 'dml-b']) s;
 SELECT count(*) AS rows_left FROM agentcache.turns;
