@@ -35,16 +35,69 @@ bool has_privileges(Oid relid, Oid roleid, AclMode need) {
 
 namespace {
 
+// Partial-index predicates, planned and compiled once per index (keyed by
+// its OID: an index's predicate never changes under the same OID), in a
+// context of their own; dropped whole at the next use after a relcache
+// invalidation of any of those indexes (or of everything), never inside
+// the callback (a caller may be evaluating one of them).
+struct Predicate {
+  Oid index;
+  ExprState* qual;
+};
+MemoryContext g_pred_cxt = nullptr;
+ExprContext* g_pred_econtext = nullptr;
+List* g_preds = NIL;  // of Predicate*, in g_pred_cxt
+bool g_preds_stale = false;
+bool g_pred_callback = false;
+
+void predicate_invalidated(Datum, Oid rel) {
+  if (rel == InvalidOid) {
+    g_preds_stale = true;
+    return;
+  }
+  ListCell* lc;
+  foreach (lc, g_preds)
+    if (static_cast<Predicate*>(lfirst(lc))->index == rel) g_preds_stale = true;
+}
+
+ExprState* predicate(Oid index, IndexInfo* ii) {
+  if (!g_pred_callback) {
+    CacheRegisterRelcacheCallback(predicate_invalidated, 0);
+    g_pred_callback = true;
+  }
+  if (g_preds_stale && g_pred_cxt != nullptr) {
+    MemoryContextDelete(g_pred_cxt);  // its ExprContext too
+    g_pred_cxt = nullptr;
+    g_pred_econtext = nullptr;
+    g_preds = NIL;
+  }
+  g_preds_stale = false;
+  ListCell* lc;
+  foreach (lc, g_preds) {
+    Predicate* p = static_cast<Predicate*>(lfirst(lc));
+    if (p->index == index) return p->qual;
+  }
+  if (g_pred_cxt == nullptr)
+    g_pred_cxt = AllocSetContextCreate(CacheMemoryContext, "agentcache index predicates", ALLOCSET_SMALL_SIZES);
+  MemoryContext old = MemoryContextSwitchTo(g_pred_cxt);
+  Predicate* p = static_cast<Predicate*>(palloc(sizeof(Predicate)));
+  p->index = index;
+  p->qual = ExecInitQual(
+      reinterpret_cast<List*>(expression_planner(static_cast<Expr*>(copyObjectImpl(ii->ii_Predicate)))), nullptr);
+  if (g_pred_econtext == nullptr) g_pred_econtext = CreateStandaloneExprContext();
+  g_preds = lappend(g_preds, p);
+  MemoryContextSwitchTo(old);
+  return p->qual;
+}
+
 // Whether the row in `slot` belongs in the partial index `ii` (as
 // ExecInsertIndexTuples judges it: the predicate, planned, on the row).
-bool in_partial_index(IndexInfo* ii, TupleTableSlot* slot) {
+bool in_partial_index(Oid index, IndexInfo* ii, TupleTableSlot* slot) {
   if (ii->ii_Predicate == NIL) return true;
-  ExprState* pred =
-      ExecInitQual(reinterpret_cast<List*>(expression_planner(reinterpret_cast<Expr*>(ii->ii_Predicate))), nullptr);
-  ExprContext* econtext = CreateStandaloneExprContext();
-  econtext->ecxt_scantuple = slot;
-  const bool in = ExecQual(pred, econtext);
-  FreeExprContext(econtext, true);
+  ExprState* qual = predicate(index, ii);
+  g_pred_econtext->ecxt_scantuple = slot;
+  const bool in = ExecQual(qual, g_pred_econtext);
+  ResetExprContext(g_pred_econtext);
   return in;
 }
 
@@ -61,7 +114,7 @@ bool insert_entries(Relation rel, TupleTableSlot* slot, bool update, Oid arbiter
     Relation idx = index_open(lfirst_oid(lc), RowExclusiveLock);
     IndexInfo* ii = BuildIndexInfo(idx);
     if (ii->ii_ReadyForInserts && (!summarizing_only || compat::index_is_summarizing(ii)) &&
-        in_partial_index(ii, slot)) {
+        in_partial_index(RelationGetRelid(idx), ii, slot)) {
       Datum values[INDEX_MAX_KEYS];
       bool isnull[INDEX_MAX_KEYS];
       FormIndexDatum(ii, slot, nullptr, values, isnull);
