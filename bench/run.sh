@@ -649,11 +649,36 @@ for ((run = 1; run <= RUNS; run++)); do
         perf record -q -a -g -o "/tmp/agentcache-perf-$m-$c.data" -- sleep "$DURATION" 2>/dev/null &
         perf_pid=$!
       fi
+      # HP_WAITS="mode:conns ..." samples what those modes' client backends are doing
+      # (pg_stat_activity: the wait event of an active one, or CPU; idle: the
+      # client's turn) every 10 ms during its first run
+      waits_pid=""
+      if [ "$run" = 1 ] && [[ " ${HP_WAITS:-} " == *" $m:$c "* ]]; then
+        psql_v "CREATE TEMP TABLE w (ev text);
+          DO \$w\$ BEGIN
+            FOR i IN 1..$((DURATION * 100 - 50)) LOOP
+              PERFORM pg_catalog.pg_stat_clear_snapshot();
+              INSERT INTO w SELECT CASE WHEN a.state = 'active'
+                                        THEN coalesce(a.wait_event_type || ':' || a.wait_event, 'CPU')
+                                        ELSE 'idle (client turn)' END
+                FROM pg_catalog.pg_stat_activity a
+               WHERE a.backend_type = 'client backend' AND a.pid <> pg_catalog.pg_backend_pid();
+              PERFORM pg_catalog.pg_sleep(0.01);
+            END LOOP;
+          END \$w\$;
+          SELECT string_agg(ev || ' ' || round(100.0 * n / t, 1) || '%', ', ' ORDER BY n DESC)
+            FROM (SELECT ev, count(*) AS n, sum(count(*)) OVER () AS t FROM w GROUP BY ev) s" >"$WORK/waits.txt" 2>&1 &
+        waits_pid=$!
+      fi
       out=$(hp_client -m "$m" -c "$c" -T "$DURATION" -p "r$run-c$c-$m" 2>&1) || {
         printf '%s\n' "$out" >&2
         die "hotpath_client failed ($m, $c connections)"
       }
       read -r wal1 sync1 < <(psql_v "SELECT wal_bytes || ' ' || wal_sync FROM pg_stat_wal")
+      if [ -n "$waits_pid" ]; then
+        wait "$waits_pid" || true
+        note "what $m's backends waited on at $c connections (share of 10 ms samples of its backends): $(tail -n 1 "$WORK/waits.txt")"
+      fi
       if [ -n "$perf_pid" ]; then
         wait "$perf_pid" || true
         note "perf profile of $m at $c connections: /tmp/agentcache-perf-$m-$c.data (perf report -i ...)"
