@@ -30,8 +30,9 @@ namespace {
 // found that way (turns deleted since), it looks again without the bound.
 int64 next_seq(Relation rel, Relation pk, Datum session, int64 from, TupleTableSlot* slot) {
   Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
-  int64 seq = 0;
-  for (int pass = from > 0 ? 0 : 1; pass < 2 && seq == 0; ++pass) {
+  int64 seq = 0;  // when the session has no turn: seq 1
+  bool found = false;
+  for (int pass = from > 0 ? 0 : 1; pass < 2 && !found; ++pass) {
     ScanKeyData sk[2];
     ScanKeyInit(&sk[0], 1, BTEqualStrategyNumber, F_TEXTEQ, session);
     sk[0].sk_collation = pk->rd_indcollation[0];
@@ -39,7 +40,8 @@ int64 next_seq(Relation rel, Relation pk, Datum session, int64 from, TupleTableS
     if (pass == 0) ScanKeyInit(&sk[1], 2, BTGreaterEqualStrategyNumber, F_INT8GE, Int64GetDatum(from));
     IndexScanDesc scan = pg::compat::index_scan_begin(rel, pk, snap, nkeys);
     index_rescan(scan, sk, nkeys, nullptr, 0);
-    if (index_getnext_slot(scan, BackwardScanDirection, slot)) {
+    found = index_getnext_slot(scan, BackwardScanDirection, slot);
+    if (found) {
       bool isnull = false;
       seq = DatumGetInt64(slot_getattr(slot, 2, &isnull));
     }
