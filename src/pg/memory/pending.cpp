@@ -55,17 +55,6 @@ Op& push(OpKind kind, std::string_view key, uint64 hash) {
   return g_ops.back();
 }
 
-core::TurnData turn_data(const LTurn& t) {
-  core::TurnData td;
-  td.seq = t.seq;
-  td.created_at = t.at;
-  td.role = t.role;
-  td.content = {t.content, t.content_len};
-  td.has_meta = t.meta != nullptr;
-  if (t.meta) td.meta = {reinterpret_cast<const char*>(t.meta), VARSIZE(t.meta)};
-  return td;
-}
-
 // Applies the list to shared memory. Runs at XACT_EVENT_COMMIT: must not
 // raise. Only noexcept core calls and LWLock acquire/release happen here.
 void apply() noexcept {

@@ -209,16 +209,7 @@ LTurns load_and_publish(const Place& at, uint64 gen, bool* published) {
   SessionTable& t = *at.table;
   LTurns all = table_read(at.key, t.ring_capacity(), true);
   auto* td = static_cast<TurnData*>(palloc(sizeof(TurnData) * (all.n ? all.n : 1)));
-  for (uint32 i = 0; i < all.n; ++i) {
-    const LTurn& l = all.v[i];
-    new (&td[i]) TurnData();
-    td[i].seq = l.seq;
-    td[i].created_at = l.at;
-    td[i].role = l.role;
-    td[i].content = {l.content, l.content_len};
-    td[i].has_meta = l.meta != nullptr;
-    if (l.meta) td[i].meta = {reinterpret_cast<const char*>(l.meta), VARSIZE(l.meta)};
-  }
+  for (uint32 i = 0; i < all.n; ++i) new (&td[i]) TurnData(turn_data(all.v[i]));
   // the first system turn: among the loaded turns when they are the whole
   // session, else read (once per load)
   LTurn first{};
@@ -233,14 +224,7 @@ LTurns load_and_publish(const Place& at, uint64 gen, bool* published) {
     has_first = table_first_system(at.key, true, &first);
   }
   TurnData sys;
-  if (has_first) {
-    sys.seq = first.seq;
-    sys.created_at = first.at;
-    sys.role = first.role;
-    sys.content = {first.content, first.content_len};
-    sys.has_meta = first.meta != nullptr;
-    if (first.meta) sys.meta = {reinterpret_cast<const char*>(first.meta), VARSIZE(first.meta)};
-  }
+  if (has_first) sys = turn_data(first);
   SessionTable::Publish r;
   {
     LWLockGuard g(at.lock, LW_EXCLUSIVE);

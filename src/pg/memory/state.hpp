@@ -43,6 +43,17 @@ struct LTurn {
   uint32 tokens[2];  // content tokens per core::tok::Encoding; core::kTokensUnknown until counted
 };
 inline void tokens_unknown(LTurn& t) { t.tokens[0] = t.tokens[1] = core::kTokensUnknown; }
+// The turn as the core's session cache takes it (pointing into `t`).
+inline core::TurnData turn_data(const LTurn& t) {
+  core::TurnData td;
+  td.seq = t.seq;
+  td.created_at = t.at;
+  td.role = t.role;
+  td.content = {t.content, t.content_len};
+  td.has_meta = t.meta != nullptr;
+  if (t.meta) td.meta = {reinterpret_cast<const char*>(t.meta), VARSIZE(t.meta)};
+  return td;
+}
 struct LTurns {
   LTurn* v = nullptr;
   uint32 n = 0;
