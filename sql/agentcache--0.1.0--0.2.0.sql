@@ -80,49 +80,6 @@ ALTER TABLE agentcache.dedup
 -- pending_replies() reads this small index, never the whole table.
 CREATE INDEX dedup_pending_replies ON agentcache.dedup (updated_at, message_id) WHERE reply_sent OPERATOR(pg_catalog.=) false;
 
--- dedup_begin gains `lease`, dedup_state three columns: both are dropped and
--- created again, and each new function gets the EXECUTE grants the old one
--- had (an administrator may have revoked them from PUBLIC and granted roles).
-DO $upgrade$
-DECLARE
-    begin_acl aclitem[];
-    state_acl aclitem[];
-    f record;
-    a record;
-BEGIN
-    SELECT p.proacl INTO begin_acl FROM pg_catalog.pg_proc p
-     WHERE p.oid OPERATOR(pg_catalog.=) 'agentcache.dedup_begin(text, text, text, interval)'::pg_catalog.regprocedure;
-    SELECT p.proacl INTO state_acl FROM pg_catalog.pg_proc p
-     WHERE p.oid OPERATOR(pg_catalog.=) 'agentcache.dedup_state(text)'::pg_catalog.regprocedure;
-    DROP FUNCTION agentcache.dedup_begin(text, text, text, interval);
-    DROP FUNCTION agentcache.dedup_state(text);
-    CREATE FUNCTION agentcache.dedup_begin(message_id text, conversation_id text DEFAULT NULL, body text DEFAULT NULL,
-                                           within interval DEFAULT NULL, lease interval DEFAULT NULL)
-    RETURNS text
-    AS 'MODULE_PATHNAME', 'agentcache_dedup_begin'
-    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
-    CREATE FUNCTION agentcache.dedup_state(message_id text)
-    RETURNS TABLE(state text, holder_pid integer, attempts integer, fingerprint text, error text, updated_at timestamptz,
-                  lease_expires_at timestamptz, reply_seq bigint, reply_sent boolean)
-    AS 'MODULE_PATHNAME', 'agentcache_dedup_state'
-    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE ROWS 1;
-    FOR f IN SELECT * FROM (VALUES
-               ('agentcache.dedup_begin(text, text, text, interval, interval)', begin_acl),
-               ('agentcache.dedup_state(text)', state_acl)) v(fn, acl)
-             WHERE v.acl IS NOT NULL LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f.fn);
-        FOR a IN SELECT e.grantee FROM pg_catalog.aclexplode(f.acl) e
-                  WHERE e.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE' LOOP
-            IF a.grantee OPERATOR(pg_catalog.=) 0 THEN
-                EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO PUBLIC', f.fn);
-            ELSE
-                EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', f.fn, a.grantee::pg_catalog.regrole);
-            END IF;
-        END LOOP;
-    END LOOP;
-END
-$upgrade$;
-
 CREATE FUNCTION agentcache.reply_sent(message_id text)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'agentcache_reply_sent'
@@ -141,27 +98,48 @@ RETURNS integer
 AS 'MODULE_PATHNAME', 'agentcache_token_count'
 LANGUAGE C IMMUTABLE CALLED ON NULL INPUT PARALLEL SAFE;
 
--- get_context, get_turns and inbound gain max_tokens, keep_system and
--- start_on_user (get_turns also a tokens column): dropped and created again,
--- each keeping the EXECUTE grants the old one had. 0.1.0 calls still work
--- (the new arguments have defaults).
+-- Functions whose signature or result changes are dropped and created again,
+-- each with the EXECUTE grants the old one had (an administrator may have
+-- revoked them from PUBLIC and granted roles): dedup_begin gains `lease`,
+-- dedup_state three columns (claim leases, the reply outbox); get_context,
+-- get_turns and inbound gain max_tokens, keep_system and start_on_user,
+-- get_turns a tokens column (token budgets). 0.1.0 calls still work (the new
+-- arguments have defaults).
 DO $upgrade$
 DECLARE
+    begin_acl aclitem[];
+    state_acl aclitem[];
     ctx_acl aclitem[];
     turns_acl aclitem[];
     inbound_acl aclitem[];
     f record;
     a record;
 BEGIN
+    SELECT p.proacl INTO begin_acl FROM pg_catalog.pg_proc p
+     WHERE p.oid OPERATOR(pg_catalog.=) 'agentcache.dedup_begin(text, text, text, interval)'::pg_catalog.regprocedure;
+    SELECT p.proacl INTO state_acl FROM pg_catalog.pg_proc p
+     WHERE p.oid OPERATOR(pg_catalog.=) 'agentcache.dedup_state(text)'::pg_catalog.regprocedure;
     SELECT p.proacl INTO ctx_acl FROM pg_catalog.pg_proc p
      WHERE p.oid OPERATOR(pg_catalog.=) 'agentcache.get_context(text, integer, integer)'::pg_catalog.regprocedure;
     SELECT p.proacl INTO turns_acl FROM pg_catalog.pg_proc p
      WHERE p.oid OPERATOR(pg_catalog.=) 'agentcache.get_turns(text, integer)'::pg_catalog.regprocedure;
     SELECT p.proacl INTO inbound_acl FROM pg_catalog.pg_proc p
      WHERE p.oid OPERATOR(pg_catalog.=) 'agentcache.inbound(text, text, text, text, integer)'::pg_catalog.regprocedure;
+    DROP FUNCTION agentcache.dedup_begin(text, text, text, interval);
+    DROP FUNCTION agentcache.dedup_state(text);
     DROP FUNCTION agentcache.get_context(text, integer, integer);
     DROP FUNCTION agentcache.get_turns(text, integer);
     DROP FUNCTION agentcache.inbound(text, text, text, text, integer);
+    CREATE FUNCTION agentcache.dedup_begin(message_id text, conversation_id text DEFAULT NULL, body text DEFAULT NULL,
+                                           within interval DEFAULT NULL, lease interval DEFAULT NULL)
+    RETURNS text
+    AS 'MODULE_PATHNAME', 'agentcache_dedup_begin'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
+    CREATE FUNCTION agentcache.dedup_state(message_id text)
+    RETURNS TABLE(state text, holder_pid integer, attempts integer, fingerprint text, error text, updated_at timestamptz,
+                  lease_expires_at timestamptz, reply_seq bigint, reply_sent boolean)
+    AS 'MODULE_PATHNAME', 'agentcache_dedup_state'
+    LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE ROWS 1;
     CREATE FUNCTION agentcache.get_context(session_id text, max_turns integer DEFAULT NULL,
                                            max_chars integer DEFAULT NULL, max_tokens integer DEFAULT NULL,
                                            keep_system boolean DEFAULT false, start_on_user boolean DEFAULT false)
@@ -181,6 +159,8 @@ BEGIN
     AS 'MODULE_PATHNAME', 'agentcache_inbound'
     LANGUAGE C VOLATILE CALLED ON NULL INPUT PARALLEL UNSAFE;
     FOR f IN SELECT * FROM (VALUES
+               ('agentcache.dedup_begin(text, text, text, interval, interval)', begin_acl),
+               ('agentcache.dedup_state(text)', state_acl),
                ('agentcache.get_context(text, integer, integer, integer, boolean, boolean)', ctx_acl),
                ('agentcache.get_turns(text, integer, integer, boolean, boolean)', turns_acl),
                ('agentcache.inbound(text, text, text, text, integer, integer, boolean, boolean)', inbound_acl)) v(fn, acl)

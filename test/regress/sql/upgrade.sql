@@ -182,6 +182,29 @@ ALTER TABLE agentcache.entries ALTER COLUMN tags SET DEFAULT '{x}';
 SELECT split_part(line, E'\n', 1) AS changed FROM (SELECT ext_schema() EXCEPT TABLE fresh_schema) d(line) ORDER BY 1;
 ROLLBACK;
 
+-- ---------------------------------------------------------------- grants survive the update
+-- the update drops and re-creates the functions whose signature changes; an
+-- administrator's grants on them (EXECUTE revoked from PUBLIC, granted to one
+-- role) go over to the new ones, and a function it leaves alone keeps PUBLIC
+DROP EXTENSION agentcache;
+CREATE EXTENSION agentcache VERSION '0.1.0';
+CREATE ROLE regress_up_app;
+REVOKE EXECUTE ON FUNCTION agentcache.dedup_begin(text, text, text, interval), agentcache.dedup_state(text),
+  agentcache.get_context(text, integer, integer), agentcache.get_turns(text, integer),
+  agentcache.inbound(text, text, text, text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentcache.dedup_begin(text, text, text, interval), agentcache.dedup_state(text),
+  agentcache.get_context(text, integer, integer), agentcache.get_turns(text, integer),
+  agentcache.inbound(text, text, text, text, integer) TO regress_up_app;
+ALTER EXTENSION agentcache UPDATE;
+SELECT p.oid::regprocedure AS function, has_function_privilege('public', p.oid, 'EXECUTE') AS public_may,
+       has_function_privilege('regress_up_app', p.oid, 'EXECUTE') AS app_may
+  FROM pg_proc p
+ WHERE p.pronamespace = 'agentcache'::regnamespace
+   AND p.proname IN ('dedup_begin', 'dedup_state', 'get_context', 'get_turns', 'inbound', 'add_turn')
+ ORDER BY 1::text;
+DROP EXTENSION agentcache;
+DROP ROLE regress_up_app;
+
 -- ---------------------------------------------------------------- clean up
 \c contrib_regression
 DROP DATABASE agentcache_upgrade;
