@@ -82,6 +82,14 @@ const char* temp_last(const char* search_path) {
   return out.data;
 }
 
+// The order of the snapshot a load ran on: PostgreSQL's count of completed
+// transactions when the snapshot was taken (a later snapshot never counts
+// fewer, and sees every transaction an earlier one sees). Only a snapshot
+// fresh from GetSnapshotData carries it: CopySnapshot (RegisterSnapshot,
+// PushActiveSnapshot, a REPEATABLE READ transaction's snapshot) sets it to
+// 0, read here as "unknown".
+uint64 completion_count_of(Snapshot fresh) { return fresh->copied ? 0 : fresh->snapXactCompletionCount; }
+
 // The query's result as the committed data stands now: a fresh snapshot that
 // does not see this transaction's own uncommitted changes (its command id
 // set back to the first one), so refresh_map run in a transaction that
@@ -90,9 +98,10 @@ int execute_committed(const char* query, uint64* completion_count) {
   SPIPlanPtr plan = SPI_prepare(query, 0, nullptr);
   if (plan == nullptr)
     elog(ERROR, "agentcache: could not prepare a map's query: %s", SPI_result_code_string(SPI_result));
-  Snapshot snap = RegisterSnapshot(GetLatestSnapshot());
+  Snapshot latest = GetLatestSnapshot();
+  *completion_count = completion_count_of(latest);  // before RegisterSnapshot's copy zeroes it
+  Snapshot snap = RegisterSnapshot(latest);
   snap->curcid = FirstCommandId;
-  *completion_count = snap->snapXactCompletionCount;
   const int rc = SPI_execute_snapshot(plan, nullptr, nullptr, snap, InvalidSnapshot, true, false, 0);
   UnregisterSnapshot(snap);
   SPI_freeplan(plan);
@@ -109,8 +118,18 @@ Rows run_query(const MapDef& d, bool own_changes) {
     (void)set_config_option("search_path", search_path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     uint64 completion_count = 0;
     Rows rows = pg::with_spi([&] {
-      if (own_changes) completion_count = GetActiveSnapshot()->snapXactCompletionCount;
-      const int rc = own_changes ? SPI_execute(d.query, true, 0) : execute_committed(d.query, &completion_count);
+      int rc;
+      if (own_changes) {
+        // a fresh snapshot of this transaction (its own changes included),
+        // whose completion count is known
+        Snapshot snap = GetTransactionSnapshot();
+        completion_count = completion_count_of(snap);
+        PushActiveSnapshot(snap);
+        rc = SPI_execute(d.query, true, 0);
+        PopActiveSnapshot();
+      } else {
+        rc = execute_committed(d.query, &completion_count);
+      }
       if (rc != SPI_OK_SELECT)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                         errmsg("the query of map \"%s\" must be a SELECT returning (key text, value jsonb)", d.name)));

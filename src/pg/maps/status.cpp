@@ -81,7 +81,7 @@ void forget_database(uint32 db) noexcept {
 bool newer_than_installed(uint32 db, const char* name, uint64 snapshot) noexcept {
   pg::LWLockGuard g(status_lock(), LW_SHARED);
   Status* st = slot(db, name, false);
-  return st == nullptr || snapshot >= st->installed_snapshot;
+  return st == nullptr || snapshot == 0 || snapshot >= st->installed_snapshot;  // 0: order unknown
 }
 
 void note_installed(uint32 db, const char* name, uint64 snapshot) noexcept {

@@ -18,7 +18,8 @@ void forget(uint32 db, const char* name) noexcept;
 void forget_database(uint32 db) noexcept;
 
 // Whether a load on a snapshot with completion count `snapshot` may replace
-// the installed version (it is not older), and the record that it did.
+// the installed version (it is not older; 0, an unknown order, always may),
+// and the record that it did.
 // Called under the build lock.
 bool newer_than_installed(uint32 db, const char* name, uint64 snapshot) noexcept;
 void note_installed(uint32 db, const char* name, uint64 snapshot) noexcept;
