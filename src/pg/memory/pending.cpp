@@ -31,11 +31,24 @@ struct Op {  // POD; its bytes are in TopTransactionContext
 boost::container::small_vector<Op, 8> g_ops;
 int g_truncate_level = 0;    // nest level of a pending TRUNCATE (0: none)
 bool g_in_add_turn = false;  // add_turn's own INSERT: the trigger stays quiet
+bool g_sql_counted = false;  // this transaction is counted in sql_change_state()
+
+// The transaction changes agentcache.turns other than through add_turn:
+// counted until it ends (reset(), after apply() at commit).
+void count_sql_change() noexcept {
+  if (g_sql_counted) return;
+  sql_change_begin();
+  g_sql_counted = true;
+}
 
 void reset() noexcept {
   g_ops.clear();
   g_truncate_level = 0;
   g_in_add_turn = false;
+  if (g_sql_counted) {
+    sql_change_end();
+    g_sql_counted = false;
+  }
 }
 
 char* copy_bytes(const void* p, std::size_t n) {
@@ -131,6 +144,7 @@ void add_turn(std::string_view key, uint64 hash, const LTurn& turn) {
 }
 
 void invalidate(std::string_view key) {
+  count_sql_change();
   if (!g_ops.empty()) {
     const Op& last = g_ops.back();
     if (last.kind == OpKind::Invalidate && last.key_view() == key &&
@@ -141,6 +155,7 @@ void invalidate(std::string_view key) {
 }
 
 void truncate() {
+  count_sql_change();
   if (g_truncate_level == 0 || g_truncate_level > GetCurrentTransactionNestLevel())
     g_truncate_level = GetCurrentTransactionNestLevel();
 }

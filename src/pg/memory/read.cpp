@@ -402,6 +402,16 @@ int64 newest_cached_seq(std::string_view key) noexcept {
   return count > 0 ? at.table->turn(s, count - 1).seq : 0;
 }
 
+int64 newest_seq_known(std::string_view key) noexcept {
+  if (RecoveryInProgress() || ever_filled_in_recovery()) return 0;
+  const uint64 before = sql_change_state();
+  if ((before & 0xFFFFFFFFu) != 0) return 0;  // a change not applied yet may be committed
+  pg_memory_barrier();
+  const int64 seq = newest_cached_seq(key);
+  pg_memory_barrier();
+  return sql_change_state() == before ? seq : 0;
+}
+
 int32 warm(std::string_view key) {
   forget_if_promoted();
   if (RecoveryInProgress()) note_filled_in_recovery();

@@ -30,6 +30,21 @@ LWLock* partition_lock(uint32 partition) noexcept;
 // (they are reloaded from the table). noexcept: called at commit too.
 void note_filled_in_recovery() noexcept;
 void forget_if_promoted() noexcept;
+// Whether sessions were ever cached during recovery since the server started
+// (a promoted standby): then no cached seq is trusted (see
+// read::newest_seq_known).
+bool ever_filled_in_recovery() noexcept;
+
+// Changes to agentcache.turns other than add_turn's (the trigger's queued
+// invalidations), counted from the first one in a transaction until the
+// transaction ends, after its invalidations are applied (pending.cpp). The
+// state read before and after looking at a cached session tells whether
+// such a change could have been committed without being applied yet: not
+// when no transaction was counted at the first read and none began or ended
+// until the second (bits 0-31: not yet ended, 32-63: ended).
+void sql_change_begin() noexcept;
+void sql_change_end() noexcept;
+uint64 sql_change_state() noexcept;
 
 // A turn in backend memory (palloc'd, in the scratch buffer or a pending op). POD.
 struct LTurn {

@@ -51,6 +51,11 @@ struct Shared {
   core::SessionCache* sessions;
   std::size_t bytes;
   pg_atomic_uint32 filled_in_recovery;
+  pg_atomic_uint32 ever_filled_in_recovery;  // never cleared: see newest_seq_known()
+  // Transactions that changed agentcache.turns other than through add_turn
+  // (the trigger's invalidations): bits 0-31 count those not yet ended
+  // (their invalidations not yet applied), bits 32-63 those that ended.
+  pg_atomic_uint64 sql_changes;
 };
 Shared* g_shared = nullptr;
 
@@ -68,6 +73,8 @@ bool attach(void* base, bool found, LWLockPadded* locks) {
   g_shared->locks = locks;
   g_shared->bytes = cache_bytes();
   pg_atomic_init_u32(&g_shared->filled_in_recovery, 0);
+  pg_atomic_init_u32(&g_shared->ever_filled_in_recovery, 0);
+  pg_atomic_init_u64(&g_shared->sql_changes, 0);
   void* region = static_cast<char*>(base) + MAXALIGN(sizeof(Shared));
   g_shared->sessions =
       core::SessionCache::create(region, g_shared->bytes, kPartitions, static_cast<std::uint32_t>(session_turns));
@@ -177,7 +184,25 @@ void forget_database(Oid db) {
 core::SessionCache* sessions() noexcept { return g_shared ? g_shared->sessions : nullptr; }
 
 void note_filled_in_recovery() noexcept {
-  if (g_shared != nullptr) pg_atomic_write_u32(&g_shared->filled_in_recovery, 1);
+  if (g_shared == nullptr) return;
+  pg_atomic_write_u32(&g_shared->ever_filled_in_recovery, 1);
+  pg_atomic_write_u32(&g_shared->filled_in_recovery, 1);
+}
+
+bool ever_filled_in_recovery() noexcept {
+  return g_shared == nullptr || pg_atomic_read_u32(&g_shared->ever_filled_in_recovery) != 0;
+}
+
+void sql_change_begin() noexcept {
+  if (g_shared != nullptr) (void)pg_atomic_fetch_add_u64(&g_shared->sql_changes, 1);
+}
+
+void sql_change_end() noexcept {
+  if (g_shared != nullptr) (void)pg_atomic_fetch_add_u64(&g_shared->sql_changes, (uint64{1} << 32) - 1);
+}
+
+uint64 sql_change_state() noexcept {
+  return g_shared != nullptr ? pg_atomic_read_u64(&g_shared->sql_changes) : 1;  // not preloaded: "in progress"
 }
 
 void forget_if_promoted() noexcept {

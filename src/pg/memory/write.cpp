@@ -80,7 +80,10 @@ bool insert_direct(std::string_view key, const LTurn& t, int64* seq_out) {
   CommandCounterIncrement();  // see this transaction's earlier turns
   const Datum session = pg::text_datum(key);
   TupleTableSlot* slot = table_slot_create(rel, nullptr);
-  const int64 seq = next_seq(rel, pk, session, read::newest_cached_seq(key), slot);
+  // The writer lock is held: the cache knows the newest seq unless this
+  // transaction or an unapplied change elsewhere touched the session.
+  const int64 known = pending::touches(key) ? 0 : read::newest_seq_known(key);
+  const int64 seq = known > 0 ? known + 1 : next_seq(rel, pk, session, read::newest_cached_seq(key), slot);
   const std::string_view role = core::role_name(t.role);
   Datum values[6] = {session,
                      Int64GetDatum(seq),

@@ -221,6 +221,48 @@ SELECT array_agg(seq ORDER BY seq) AS seqs, array_agg(content ORDER BY seq) AS c
 SELECT string_agg(e->>'seq', ',') AS cached_seqs FROM jsonb_array_elements(agentcache.get_context('dml-hint')) e;
 SELECT agentcache.forget_session('dml-hint') AS hint_deleted;
 
+-- When the session is cached and add_turn holds its writer lock, the cache
+-- knows the newest seq (every committed turn is applied to it, every other
+-- committed change invalidates it): the next seq is taken from it without a
+-- scan of the primary key (pg_stat_get_xact_numscans: this backend's scans
+-- of it not yet reported, which are not reported inside a transaction). It scans when this transaction touched the
+-- session, or when a change other than add_turn's is in progress anywhere
+-- (here: this transaction's, rolled back to a savepoint — still counted
+-- until the transaction ends).
+SELECT count(agentcache.add_turn('dml-known', 'user', 'turn ' || g)) AS added FROM generate_series(1, 3) g;
+SELECT agentcache.warm_session('dml-known') AS cached;
+BEGIN;
+SELECT pg_stat_get_xact_numscans('agentcache.turns_pkey'::regclass) AS scans \gset
+SELECT agentcache.add_turn('dml-known', 'user', 'from the cache') AS seq_4;
+SELECT pg_stat_get_xact_numscans('agentcache.turns_pkey'::regclass) - :scans AS pk_scans_0;
+SELECT agentcache.add_turn('dml-known', 'assistant', 'second in the transaction') AS seq_5;
+SELECT pg_stat_get_xact_numscans('agentcache.turns_pkey'::regclass) - :scans AS pk_scans_1;
+COMMIT;
+-- an application's INSERT, committed, with a gap: invalidated at its commit
+INSERT INTO agentcache.turns (session_id, seq, role, content) VALUES ('dml-known', 20, 'user', 'gap');
+BEGIN;
+SELECT pg_stat_get_xact_numscans('agentcache.turns_pkey'::regclass) AS scans \gset
+SELECT agentcache.add_turn('dml-known', 'assistant', 'after the gap') AS seq_21;
+SELECT pg_stat_get_xact_numscans('agentcache.turns_pkey'::regclass) - :scans AS pk_scans_1;
+COMMIT;
+SELECT agentcache.warm_session('dml-known') AS cached_again;
+BEGIN;
+SELECT pg_stat_get_xact_numscans('agentcache.turns_pkey'::regclass) AS scans \gset
+SELECT agentcache.add_turn('dml-known', 'user', 'from the cache again') AS seq_22;
+SELECT pg_stat_get_xact_numscans('agentcache.turns_pkey'::regclass) - :scans AS pk_scans_0;
+COMMIT;
+BEGIN;
+SAVEPOINT s;
+INSERT INTO agentcache.turns (session_id, seq, role, content) VALUES ('dml-known', 40, 'user', 'rolled back');
+ROLLBACK TO SAVEPOINT s;
+SELECT pg_stat_get_xact_numscans('agentcache.turns_pkey'::regclass) AS scans \gset
+SELECT agentcache.add_turn('dml-known', 'assistant', 'after the savepoint') AS seq_23;
+SELECT pg_stat_get_xact_numscans('agentcache.turns_pkey'::regclass) - :scans AS pk_scans_1;
+COMMIT;
+SELECT array_agg(seq ORDER BY seq) AS seqs FROM agentcache.turns WHERE session_id = 'dml-known';
+SELECT string_agg(e->>'seq', ',') AS cached_seqs FROM jsonb_array_elements(agentcache.get_context('dml-known')) e;
+SELECT agentcache.forget_session('dml-known') AS known_deleted;
+
 -- ---------------------------------------------------------------- cleanup
 SELECT agentcache.forget_session(s) AS deleted FROM unnest(ARRAY['dml-a', 'dml-b']) s;
 SELECT count(*) AS rows_left FROM agentcache.turns;
