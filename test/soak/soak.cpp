@@ -12,11 +12,12 @@
 // run.sh was done (roles soak_app, soak_reader; table soak_src; map soak_map).
 // The driver runs as the postgres OS user: the chaos thread kill -9s backends.
 //
-// Threads (17 connections + chaos):
+// Threads (21 connections + chaos):
 //   inbound x5   inbound/outbound; dedup_fail; abandoned claims; retries of
 //                recent message ids (duplicates, in_progress); two of them with a
 //                1 s claim lease and LLM calls past it: takeovers and fencing
-//   memory  x4   add_turn/get_context on 8 shared sessions
+//   memory  x4   add_turn/get_context on 8 shared sessions, and (a second
+//                connection each) an application's SQL INSERT of a turn
 //   ttl     x4   put/get/fetch/invalidate/invalidate_tag/clear on 2 namespaces
 //                x 100 keys (one with max_entries)
 //   lookup  x2   lookup of several keys of soak_map in one statement
@@ -38,7 +39,9 @@
 //     completed before a dedup_begin was sent is acquired again (window 1 h);
 //   * memory: get_context's seqs increase, each turn's content is the one
 //     acknowledged for that seq, and every turn acknowledged before the call
-//     within the window returned is there;
+//     within the window returned is there; add_turn's seq is above every seq
+//     of the session acknowledged before the call (turns by add_turn and by
+//     an application's SQL INSERT with a gap);
 //   * ttl (checked after the run, over the whole log): no get/fetch returns a
 //     value older than a put, fetch store, invalidate, invalidate_tag or clear
 //     of its key that completed before the call was sent;
@@ -387,6 +390,14 @@ void inbound_thread(int t) {
   lose_claims(last_ok);
 }
 
+// Of (time, value) pairs appended in time order: the value of the last one
+// appended before `t` (0 when none).
+long last_before(const std::vector<std::pair<int64_t, long>>& v, int64_t t) {
+  auto it =
+      std::lower_bound(v.begin(), v.end(), t, [](const std::pair<int64_t, long>& e, int64_t x) { return e.first < x; });
+  return it == v.begin() ? 0 : std::prev(it)->second;
+}
+
 // ------------------------------------------------------------------ memory
 constexpr int kSessions = 8;
 std::mutex g_mem_mu;
@@ -395,27 +406,62 @@ struct Ack {
   int64_t at;
 };
 std::vector<std::map<long, Ack>> g_turns(kSessions);  // session -> seq -> acknowledged turn
+// session -> (acknowledged at, the highest seq acknowledged until then), in
+// acknowledgement order
+std::vector<std::vector<std::pair<int64_t, long>>> g_newest(kSessions);
+
+// Records an acknowledged turn (under g_mem_mu).
+void acknowledge(int s, const std::string& sid, long seq, const std::string& content) {
+  const int64_t at = now_us();
+  auto [it, fresh] = g_turns[s].emplace(seq, Ack{content, at});
+  if (!fresh) violation("memory: seq " + std::to_string(seq) + " of " + sid + " acknowledged twice");
+  const long newest = g_newest[s].empty() ? seq : std::max(seq, g_newest[s].back().second);
+  g_newest[s].emplace_back(at, newest);
+}
 
 void memory_thread(int t) {
   std::mt19937_64 rng(g_seed * 2000 + t);
   Conn c("soak-memory-" + std::to_string(t), "soak_app");
   c.connect();
+  Conn sql("soak-memory-sql-" + std::to_string(t));  // an application writing turns with SQL
+  sql.connect();
   long n = 0;
   while (!g_stop) {
     const int s = static_cast<int>(rng() % kSessions);
     const std::string sid = "soak-s" + std::to_string(s);
-    if (rng() % 2 == 0) {
+    const unsigned what = rng() % 16;
+    if (what == 0) {
+      // past the newest turn with a gap: add_turn must still answer above it
+      // (a duplicate seq with a concurrent add_turn is refused, 23505)
+      const std::string content = "q-" + std::to_string(t) + "-" + std::to_string(n++);
+      Result r = sql.exec(
+          "INSERT INTO agentcache.turns (session_id, seq, role, content) SELECT $1, coalesce(max(t.seq), 0) + 3, "
+          "'user', $2 FROM agentcache.turns t WHERE t.session_id = $1 RETURNING seq",
+          {sid, content});
+      if (!r.ok) {
+        allowed_error("SQL insert into agentcache.turns", r, r.state == "23505");
+        continue;
+      }
+      count_op("memory SQL insert");
+      std::lock_guard<std::mutex> g(g_mem_mu);
+      acknowledge(s, sid, std::stol(r.at(0, 0)), content);
+      continue;
+    }
+    if (what < 8) {
       const std::string content = "c-" + std::to_string(t) + "-" + std::to_string(n++);
       Result r = c.exec("SELECT agentcache.add_turn($1, 'user', $2)", {sid, content});
       if (!r.ok) {
-        allowed_error("add_turn", r);
+        allowed_error("add_turn", r, r.state == "23505");
         continue;
       }
       count_op("memory add_turn");
       const long seq = std::stol(r.at(0, 0));
       std::lock_guard<std::mutex> g(g_mem_mu);
-      auto [it, fresh] = g_turns[s].emplace(seq, Ack{content, now_us()});
-      if (!fresh) violation("memory: seq " + std::to_string(seq) + " of " + sid + " acknowledged twice");
+      const long before = last_before(g_newest[s], r.req);
+      if (seq <= before)
+        violation("memory: add_turn(" + sid + ") answered seq " + std::to_string(seq) + ", not above seq " +
+                  std::to_string(before) + " acknowledged before the call");
+      acknowledge(s, sid, seq, content);
       continue;
     }
     Result r = c.exec(
@@ -597,12 +643,6 @@ std::mutex g_map_mu;
 // Both appended in time order by the one maps thread.
 std::vector<std::pair<int64_t, long>> g_version_sent;  // (its UPDATE sent at, version)
 std::vector<std::pair<int64_t, long>> g_refreshed;     // (refresh_map acknowledged at, version at least)
-
-// The last version appended before `t` (0 when none).
-long last_before(const std::vector<std::pair<int64_t, long>>& v, int64_t t) {
-  auto it = std::lower_bound(v.begin(), v.end(), t, [](const std::pair<int64_t, long>& e, int64_t x) { return e.first < x; });
-  return it == v.begin() ? 0 : std::prev(it)->second;
-}
 
 void maps_thread() {
   std::mt19937_64 rng(g_seed * 4000);
