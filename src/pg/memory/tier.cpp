@@ -18,6 +18,14 @@
 //  * A read-through load (read.cpp) notes the key's generation before it
 //    takes its snapshot, and publishes only if no commit touched the key
 //    meanwhile.
+//  * So a cached session holds the newest committed turn once every
+//    transaction that changed it has ended — add_turn's writer lock waits
+//    for the other add_turns; a transaction that changed agentcache.turns
+//    otherwise is counted in Shared::sql_changes from its first queued
+//    invalidation until it has ended (after apply()). add_turn takes the
+//    next seq from the cache only when that count shows none in progress and
+//    none begun or ended while it looked (read::newest_seq_known); else it
+//    scans the primary key.
 //  * A transaction with pending changes to a session reads that session from
 //    the table (ordinary visibility: it sees its own uncommitted turns), or
 //    overlays its own pending add_turns on the cached committed turns.

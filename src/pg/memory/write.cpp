@@ -1,8 +1,8 @@
 // The conversation tier's write path (see write.hpp and the protocol in
 // tier.cpp). add_turn holds the session's writer lock (LockSpace::
-// SessionWriter, transaction-scoped) so that max(seq)+1, read with a fresh
-// snapshot, is unique; it inserts directly while agentcache.turns is as
-// installed, through SQL otherwise.
+// SessionWriter, transaction-scoped) so that max(seq)+1 — from the cache
+// when it knows it, else read with a fresh snapshot — is unique; it inserts
+// directly while agentcache.turns is as installed, through SQL otherwise.
 #include "pg/memory/write.hpp"
 
 #include "pg/memory/memory.hpp"
