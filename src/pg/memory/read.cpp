@@ -391,25 +391,26 @@ void remember_tokens(std::string_view key, int encoding, const LTurn* v, uint32 
   }
 }
 
-int64 newest_cached_seq(std::string_view key) noexcept {
+int64 newest_cached_seq(std::string_view key, bool* known) noexcept {
   core::SessionCache* cache = sessions();
   if (cache == nullptr) return 0;
-  const Place at = place_of(cache, key);
-  LWLockGuard g(at.lock, LW_SHARED);
-  const SessionTable::Offset s = at.table->find(at.db, at.hash, at.key);
-  if (s == core::Arena::kNull) return 0;
-  const uint32 count = at.table->turn_count(s);
-  return count > 0 ? at.table->turn(s, count - 1).seq : 0;
-}
-
-int64 newest_seq_known(std::string_view key) noexcept {
-  if (RecoveryInProgress() || ever_filled_in_recovery()) return 0;
-  const uint64 before = sql_change_state();
-  if ((before & 0xFFFFFFFFu) != 0) return 0;  // a change not applied yet may be committed
+  // no change other than add_turn's in progress now, and none begun or ended
+  // until after the look below
+  const uint64 before = known != nullptr ? sql_change_state() : 0;
+  const bool trusted =
+      known != nullptr && (before & 0xFFFFFFFFu) == 0 && !RecoveryInProgress() && !ever_filled_in_recovery();
   pg_memory_barrier();
-  const int64 seq = newest_cached_seq(key);
+  int64 seq = 0;
+  {
+    const Place at = place_of(cache, key);
+    LWLockGuard g(at.lock, LW_SHARED);
+    const SessionTable::Offset s = at.table->find(at.db, at.hash, at.key);
+    const uint32 count = s == core::Arena::kNull ? 0 : at.table->turn_count(s);
+    if (count > 0) seq = at.table->turn(s, count - 1).seq;
+  }
   pg_memory_barrier();
-  return sql_change_state() == before ? seq : 0;
+  if (known != nullptr) *known = trusted && seq > 0 && sql_change_state() == before;
+  return seq;
 }
 
 int32 warm(std::string_view key) {

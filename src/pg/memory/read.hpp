@@ -26,15 +26,14 @@ Window window(std::string_view key, uint32 want, bool keep_system);
 // stores); no-op when the session is not cached.
 void remember_tokens(std::string_view key, int encoding, const LTurn* v, uint32 n, const LTurn* system) noexcept;
 // The seq of the session's newest cached turn, 0 when it is not cached: a
-// hint only (a commit elsewhere may be about to change it), never an answer.
-int64 newest_cached_seq(std::string_view key) noexcept;
-// The same as an answer, for a caller that holds the session's writer lock
-// and has no pending change to the session: every committed turn of the
-// session is then in the cache, unless a change other than add_turn's was
-// committed and its invalidation is not applied yet — which
-// sql_change_state() rules out (0 whenever it cannot) — or the cache was
-// filled during recovery (a promoted standby: 0 until a restart).
-int64 newest_seq_known(std::string_view key) noexcept;
+// hint (a commit elsewhere may be about to change it). With `known`, for a
+// caller that holds the session's writer lock and has no pending change to
+// the session, *known tells whether it is also the answer: every committed
+// turn of the session is then in the cache, unless a change other than
+// add_turn's was committed and its invalidation is not applied yet — which
+// sql_change_state() rules out (false whenever it cannot) — or the cache was
+// filled during recovery (a promoted standby: false until a restart).
+int64 newest_cached_seq(std::string_view key, bool* known = nullptr) noexcept;
 // Loads a session into shared memory now; the number of turns cached (0 when
 // this transaction has pending changes to it, which must not be published).
 int32 warm(std::string_view key);

@@ -32,7 +32,7 @@ void note_filled_in_recovery() noexcept;
 void forget_if_promoted() noexcept;
 // Whether sessions were ever cached during recovery since the server started
 // (a promoted standby): then no cached seq is trusted (see
-// read::newest_seq_known).
+// read::newest_cached_seq).
 bool ever_filled_in_recovery() noexcept;
 
 // Changes to agentcache.turns other than add_turn's (the trigger's queued

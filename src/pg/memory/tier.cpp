@@ -24,7 +24,7 @@
 //    otherwise is counted in Shared::sql_changes from its first queued
 //    invalidation until it has ended (after apply()). add_turn takes the
 //    next seq from the cache only when that count shows none in progress and
-//    none begun or ended while it looked (read::newest_seq_known); else it
+//    none begun or ended while it looked (read::newest_cached_seq); else it
 //    scans the primary key.
 //  * A transaction with pending changes to a session reads that session from
 //    the table (ordinary visibility: it sees its own uncommitted turns), or
@@ -59,7 +59,7 @@ struct Shared {
   core::SessionCache* sessions;
   std::size_t bytes;
   pg_atomic_uint32 filled_in_recovery;
-  pg_atomic_uint32 ever_filled_in_recovery;  // never cleared: see newest_seq_known()
+  pg_atomic_uint32 ever_filled_in_recovery;  // never cleared: see read::newest_cached_seq()
   // Transactions that changed agentcache.turns other than through add_turn
   // (the trigger's invalidations): bits 0-31 count those not yet ended
   // (their invalidations not yet applied), bits 32-63 those that ended.

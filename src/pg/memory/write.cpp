@@ -82,8 +82,9 @@ bool insert_direct(std::string_view key, const LTurn& t, int64* seq_out) {
   TupleTableSlot* slot = table_slot_create(rel, nullptr);
   // The writer lock is held: the cache knows the newest seq unless this
   // transaction or an unapplied change elsewhere touched the session.
-  const int64 known = pending::touches(key) ? 0 : read::newest_seq_known(key);
-  const int64 seq = known > 0 ? known + 1 : next_seq(rel, pk, session, read::newest_cached_seq(key), slot);
+  bool known = false;
+  const int64 cached = read::newest_cached_seq(key, pending::touches(key) ? nullptr : &known);
+  const int64 seq = known ? cached + 1 : next_seq(rel, pk, session, cached, slot);
   const std::string_view role = core::role_name(t.role);
   Datum values[6] = {session,
                      Int64GetDatum(seq),
